@@ -1,0 +1,6 @@
+//! Lists commands (being written).
+
+use super::*;
+
+/// The lists commands.
+pub static COMMANDS: &[CommandSpec] = &[];

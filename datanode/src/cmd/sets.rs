@@ -1,0 +1,6 @@
+//! Sets commands (being written).
+
+use super::*;
+
+/// The sets commands.
+pub static COMMANDS: &[CommandSpec] = &[];

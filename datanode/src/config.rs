@@ -1,0 +1,309 @@
+//! Data-node configuration: the plain struct `main` fills from flags, env and a TOML file, its
+//! validation, and the `CONFIG GET/SET` view of it by Redis parameter name.
+//!
+//! Invariant: a `Config` that passed `validate` never makes the server allocate without bound;
+//! `CONFIG SET` goes through the same parsing and rules as start-up.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::engine::EvictionPolicy;
+
+/// Output buffer limit of one client class, as `client-output-buffer-limit` sets it.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct OutputLimit {
+    /// Bytes at which the client is disconnected at once; 0 disables.
+    pub hard: usize,
+    /// Bytes that may be exceeded for at most `soft_seconds`; 0 disables.
+    pub soft: usize,
+    /// How long the soft limit may be exceeded.
+    pub soft_seconds: Duration,
+}
+
+/// Data-node configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on.
+    pub bind: String,
+    /// TCP port; 0 picks a free one (tests).
+    pub port: u16,
+    /// Working directory for snapshots and logs.
+    pub dir: PathBuf,
+    /// Number of logical databases.
+    pub databases: usize,
+    /// Most simultaneous clients; more are refused with `-ERR max number of clients reached`.
+    pub maxclients: usize,
+    /// Memory limit in bytes; 0 means none.
+    pub maxmemory: usize,
+    /// What to do at the memory limit.
+    pub maxmemory_policy: EvictionPolicy,
+    /// Keys sampled per eviction.
+    pub maxmemory_samples: usize,
+    /// Password clients must give with `AUTH`; empty means none.
+    pub requirepass: String,
+    /// Largest bulk string a client may send, in bytes.
+    pub proto_max_bulk_len: usize,
+    /// Largest unprocessed input of one client, in bytes.
+    pub client_query_buffer_limit: usize,
+    /// Output limit of normal clients.
+    pub output_normal: OutputLimit,
+    /// Output limit of pub/sub subscribers.
+    pub output_pubsub: OutputLimit,
+    /// Output limit of replicas.
+    pub output_replica: OutputLimit,
+    /// Close idle clients after this long; zero never closes them.
+    pub timeout: Duration,
+    /// Background task frequency (active expiry), per second.
+    pub hz: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: "127.0.0.1".into(),
+            port: 6379,
+            dir: PathBuf::from("."),
+            databases: 16,
+            maxclients: 10_000,
+            maxmemory: 0,
+            maxmemory_policy: EvictionPolicy::NoEviction,
+            maxmemory_samples: 5,
+            requirepass: String::new(),
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            client_query_buffer_limit: 1024 * 1024 * 1024,
+            // Redis leaves normal clients unlimited; we bound them too, generously.
+            output_normal: OutputLimit {
+                hard: 1024 * 1024 * 1024,
+                soft: 0,
+                soft_seconds: Duration::ZERO,
+            },
+            output_pubsub: OutputLimit {
+                hard: 32 * 1024 * 1024,
+                soft: 8 * 1024 * 1024,
+                soft_seconds: Duration::from_secs(60),
+            },
+            output_replica: OutputLimit {
+                hard: 256 * 1024 * 1024,
+                soft: 64 * 1024 * 1024,
+                soft_seconds: Duration::from_secs(60),
+            },
+            timeout: Duration::ZERO,
+            hz: 10,
+        }
+    }
+}
+
+/// A configuration value breaks a rule.
+#[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    /// `databases` outside 1..=1024.
+    #[error("databases must be between 1 and 1024, got {0}")]
+    Databases(usize),
+    /// `maxclients` of zero.
+    #[error("maxclients must be at least 1")]
+    MaxClients,
+    /// `hz` outside 1..=500.
+    #[error("hz must be between 1 and 500, got {0}")]
+    Hz(u32),
+    /// `proto-max-bulk-len` below 1 MiB.
+    #[error("proto-max-bulk-len must be at least 1mb, got {0}")]
+    BulkLen(usize),
+    /// `maxmemory-samples` outside 1..=64.
+    #[error("maxmemory-samples must be between 1 and 64, got {0}")]
+    Samples(usize),
+    /// A value that does not parse for its parameter.
+    #[error("invalid value for '{name}': {reason}")]
+    Invalid {
+        /// The parameter.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// An unknown parameter.
+    #[error("unknown parameter '{0}'")]
+    Unknown(String),
+    /// A parameter that cannot change while running.
+    #[error("parameter '{0}' can't be changed at runtime")]
+    Immutable(String),
+}
+
+impl Config {
+    /// Checks every rule.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=1024).contains(&self.databases) {
+            return Err(ConfigError::Databases(self.databases));
+        }
+        if self.maxclients == 0 {
+            return Err(ConfigError::MaxClients);
+        }
+        if !(1..=500).contains(&self.hz) {
+            return Err(ConfigError::Hz(self.hz));
+        }
+        if self.proto_max_bulk_len < 1024 * 1024 {
+            return Err(ConfigError::BulkLen(self.proto_max_bulk_len));
+        }
+        if !(1..=64).contains(&self.maxmemory_samples) {
+            return Err(ConfigError::Samples(self.maxmemory_samples));
+        }
+        Ok(())
+    }
+
+    /// Every parameter `CONFIG GET` knows, with its current value, in Redis' names.
+    pub fn params(&self) -> Vec<(&'static str, String)> {
+        let limit = |l: &OutputLimit| format!("{} {} {}", l.hard, l.soft, l.soft_seconds.as_secs());
+        vec![
+            ("bind", self.bind.clone()),
+            ("port", self.port.to_string()),
+            ("dir", self.dir.display().to_string()),
+            ("databases", self.databases.to_string()),
+            ("maxclients", self.maxclients.to_string()),
+            ("maxmemory", self.maxmemory.to_string()),
+            ("maxmemory-policy", self.maxmemory_policy.as_str().into()),
+            ("maxmemory-samples", self.maxmemory_samples.to_string()),
+            ("requirepass", self.requirepass.clone()),
+            ("proto-max-bulk-len", self.proto_max_bulk_len.to_string()),
+            ("client-query-buffer-limit", self.client_query_buffer_limit.to_string()),
+            (
+                "client-output-buffer-limit",
+                format!(
+                    "normal {} slave {} pubsub {}",
+                    limit(&self.output_normal),
+                    limit(&self.output_replica),
+                    limit(&self.output_pubsub)
+                ),
+            ),
+            ("timeout", self.timeout.as_secs().to_string()),
+            ("hz", self.hz.to_string()),
+            ("save", String::new()),
+            ("appendonly", "no".into()),
+            ("appendfsync", "everysec".into()),
+            ("tcp-keepalive", "300".into()),
+            ("notify-keyspace-events", String::new()),
+            ("slowlog-log-slower-than", "10000".into()),
+            ("slowlog-max-len", "128".into()),
+            ("lazyfree-lazy-eviction", "no".into()),
+            ("protected-mode", "no".into()),
+            ("io-threads", "1".into()),
+            ("replica-read-only", "yes".into()),
+            ("list-max-listpack-size", "-2".into()),
+            ("hash-max-listpack-entries", "128".into()),
+            ("set-max-intset-entries", "512".into()),
+            ("zset-max-listpack-entries", "128".into()),
+        ]
+    }
+
+    /// Sets one parameter by its Redis name, as `CONFIG SET` does.
+    pub fn set_param(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let name = name.to_ascii_lowercase();
+        let invalid = |reason: &str| ConfigError::Invalid {
+            name: name.clone(),
+            reason: reason.into(),
+        };
+        let mut next = self.clone();
+        match name.as_str() {
+            "maxclients" => next.maxclients = value.parse().map_err(|_| invalid("not a number"))?,
+            "maxmemory" => next.maxmemory = parse_memory(value).ok_or_else(|| invalid("not a size"))?,
+            "maxmemory-policy" => {
+                next.maxmemory_policy =
+                    EvictionPolicy::parse(value).ok_or_else(|| invalid("unknown policy"))?
+            }
+            "maxmemory-samples" => {
+                next.maxmemory_samples = value.parse().map_err(|_| invalid("not a number"))?
+            }
+            "requirepass" => next.requirepass = value.to_string(),
+            "proto-max-bulk-len" => {
+                next.proto_max_bulk_len = parse_memory(value).ok_or_else(|| invalid("not a size"))?
+            }
+            "client-query-buffer-limit" => {
+                next.client_query_buffer_limit =
+                    parse_memory(value).ok_or_else(|| invalid("not a size"))?
+            }
+            "client-output-buffer-limit" => {
+                let words: Vec<&str> = value.split_whitespace().collect();
+                if words.is_empty() || words.len() % 4 != 0 {
+                    return Err(invalid("expected groups of: class hard soft seconds"));
+                }
+                for g in words.chunks(4) {
+                    let limit = OutputLimit {
+                        hard: parse_memory(g[1]).ok_or_else(|| invalid("bad hard limit"))?,
+                        soft: parse_memory(g[2]).ok_or_else(|| invalid("bad soft limit"))?,
+                        soft_seconds: Duration::from_secs(
+                            g[3].parse().map_err(|_| invalid("bad seconds"))?,
+                        ),
+                    };
+                    match g[0].to_ascii_lowercase().as_str() {
+                        "normal" => next.output_normal = limit,
+                        "pubsub" => next.output_pubsub = limit,
+                        "slave" | "replica" => next.output_replica = limit,
+                        _ => return Err(invalid("unknown client class")),
+                    }
+                }
+            }
+            "timeout" => {
+                next.timeout = Duration::from_secs(value.parse().map_err(|_| invalid("not a number"))?)
+            }
+            "hz" => next.hz = value.parse().map_err(|_| invalid("not a number"))?,
+            "save" | "appendonly" | "appendfsync" | "notify-keyspace-events" | "tcp-keepalive"
+            | "slowlog-log-slower-than" | "slowlog-max-len" | "lazyfree-lazy-eviction"
+            | "protected-mode" => {
+                // Accepted for compatibility with tools that set them; persistence and
+                // notifications arrive with their own issue.
+            }
+            "bind" | "port" | "dir" | "databases" | "io-threads" => {
+                return Err(ConfigError::Immutable(name));
+            }
+            _ => return Err(ConfigError::Unknown(name)),
+        }
+        next.validate()?;
+        *self = next;
+        Ok(())
+    }
+}
+
+/// Parses a Redis memory size: `1024`, `1k`, `1kb`, `5mb`, `1gb` (k = 1000, kb = 1024).
+pub fn parse_memory(s: &str) -> Option<usize> {
+    let s = s.trim().to_ascii_lowercase();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num.parse().ok()?;
+    let mul = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mul)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes_parse_like_redis() {
+        assert_eq!(parse_memory("100"), Some(100));
+        assert_eq!(parse_memory("1kb"), Some(1024));
+        assert_eq!(parse_memory("1k"), Some(1000));
+        assert_eq!(parse_memory("2GB"), Some(2 * 1024 * 1024 * 1024));
+        assert_eq!(parse_memory("12xb"), None);
+        assert_eq!(parse_memory(""), None);
+    }
+
+    #[test]
+    fn config_set_checks_rules_and_keeps_old_value_on_error() {
+        let mut c = Config::default();
+        c.set_param("maxmemory", "10mb").unwrap();
+        assert_eq!(c.maxmemory, 10 * 1024 * 1024);
+        assert!(c.set_param("hz", "0").is_err());
+        assert_eq!(c.hz, 10);
+        assert_eq!(c.set_param("port", "1"), Err(ConfigError::Immutable("port".into())));
+        c.set_param("client-output-buffer-limit", "normal 1mb 0 0 pubsub 2mb 1mb 10")
+            .unwrap();
+        assert_eq!(c.output_normal.hard, 1024 * 1024);
+        assert_eq!(c.output_pubsub.soft_seconds, Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,37 @@
+//! `vigil-datanode`: a Redis-compatible data node.
+//!
+//! Bird's eye view: `server` accepts TCP connections and owns the shared state; each connection
+//! runs in its own task (`connection`), which decodes requests with `vigil_proto::resp` and hands
+//! them to its `session`; the session dispatches through the command table (`cmd`), running
+//! keyspace commands inside a locked view of the `engine`. Both cores serve clients: the keyspace
+//! is sharded and a command locks only the shards of its keys.
+//!
+//! Codemap:
+//! - `server`: `Server` (bind, accept loop, `maxclients`, shutdown), `Shared`, background tasks.
+//! - `connection`: the only code that reads or writes sockets; input and output limits.
+//! - `session`: per-client state, the dispatcher, connection/server/transaction commands.
+//! - `cmd`: the command table and the keyspace command families (strings, keys, hashes, lists,
+//!   sets, sorted sets), each a `parse + apply` over a `Keyspace` view, returning its reply.
+//! - `engine`: `trait Engine` (the storage seam), the value model, the in-memory engine.
+//! - `pubsub`: channel and pattern subscriptions with bounded delivery.
+//! - `info`: `INFO` sections; `config`: `Config` and `CONFIG GET/SET`; `glob`: pattern matching;
+//!   `sds`: the compact string used for keys and values.
+//!
+//! Invariants: nothing here knows about sentinels (they reach a data node only through RESP);
+//! no input from a client can panic the process or grow a buffer past a configured limit;
+//! commands never write to sockets.
+#![warn(missing_docs)]
+
+pub mod cmd;
+pub mod config;
+pub mod connection;
+pub mod engine;
+pub mod glob;
+pub mod info;
+pub mod pubsub;
+pub mod sds;
+pub mod server;
+pub mod session;
+
+pub use config::Config;
+pub use server::{Runtime, Server, ServerError};

@@ -1,0 +1,306 @@
+//! `Action`: the closed set of commands the core gives the shell, named in the imperative.
+//!
+//! Owns `Action`, `Event` (what subscribers see), `DurableState` (what `Persist` writes),
+//! `Lease` and the reasons carried by elections and aborts.
+//! Invariant: an action never needs a reply to be correct; every reply the core needs comes back
+//! as an `Input`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use super::input::Gossip;
+use super::types::{
+    ConfigEpoch, GroupName, InfoSeq, NodeClock, NodeId, PersistVersion, SentinelId, Term,
+};
+
+/// A command for the shell. Drained with `Sentinel::poll_action` in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Write `DurableState` atomically and fsync it, then report `Input::Persisted`. The core
+    /// holds back every later action until then, so a vote is never sent before it is durable.
+    Persist(DurableState),
+    /// PING the node; answer with `NodeReplied` or `ProbeFailed`.
+    Probe {
+        /// The node.
+        node: NodeId,
+    },
+    /// Read INFO; answer with `InfoReceived` echoing `seq` (no answer on failure).
+    Info {
+        /// The node.
+        node: NodeId,
+        /// Echoed in the answer.
+        seq: InfoSeq,
+    },
+    /// Send a message to a peer; best effort, no answer.
+    SendGossip {
+        /// The peer.
+        to: SentinelId,
+        /// The message.
+        msg: Gossip,
+    },
+    /// Grant a write lease to a master (`VIGIL LEASE`).
+    GrantLease {
+        /// The master.
+        node: NodeId,
+        /// The lease.
+        lease: Lease,
+    },
+    /// `REPLICAOF NO ONE`.
+    Promote {
+        /// The node.
+        node: NodeId,
+    },
+    /// `REPLICAOF <master>`.
+    Reconfigure {
+        /// The node to turn into a replica.
+        node: NodeId,
+        /// Its new master.
+        master: NodeId,
+    },
+    /// `CLIENT PAUSE <timeout> WRITE` (switchover).
+    PauseWrites {
+        /// The node.
+        node: NodeId,
+        /// The pause ends by itself after this long, so a lost unpause cannot stall writes.
+        timeout: Duration,
+    },
+    /// `CLIENT UNPAUSE`.
+    UnpauseWrites {
+        /// The node.
+        node: NodeId,
+    },
+    /// Tell subscribers (control API, RESP sentinel port).
+    Publish(Event),
+}
+
+/// A write lease: the node accepts writes while a majority of sentinels' leases are valid.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct Lease {
+    /// The granting sentinel.
+    pub from: SentinelId,
+    /// A reading of the node's own clock taken before the grant, so a delayed grant cannot
+    /// extend the lease past `start + ttl`.
+    pub start: NodeClock,
+    /// How long the lease lasts, on the node's clock.
+    pub ttl: Duration,
+    /// How many distinct sentinels' valid leases the node needs (a majority of the voters).
+    pub majority: u8,
+}
+
+/// What a sentinel must remember across restarts; written by `Action::Persist`.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct DurableState {
+    /// Increases with every write.
+    pub version: PersistVersion,
+    /// This sentinel.
+    pub id: SentinelId,
+    /// The explicit voter set; a dead member stays until an operator forgets it.
+    pub voters: BTreeSet<SentinelId>,
+    /// Per group.
+    pub groups: BTreeMap<GroupName, DurableGroup>,
+}
+
+/// The durable part of one group's state.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct DurableGroup {
+    /// The highest term this sentinel knows of.
+    pub term: Term,
+    /// The last vote cast: `(term, candidate)`. At most one per term, by construction.
+    pub vote: Option<(Term, SentinelId)>,
+    /// The highest term whose candidate announced it abandoned it (lifts the lease fence).
+    pub abandoned: Term,
+    /// The config epoch of `master`.
+    pub epoch: ConfigEpoch,
+    /// The master of the winning config.
+    pub master: NodeId,
+    /// Known replicas.
+    pub replicas: BTreeSet<NodeId>,
+}
+
+/// Why a sentinel runs for leader.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum ElectionReason {
+    /// The master is objectively down.
+    MasterDown,
+    /// An operator asked for a failover.
+    Manual,
+    /// An operator asked for a zero-loss switchover.
+    Switchover,
+    /// Voters stopped granting leases in a term that never produced a config; settle it.
+    Fenced,
+}
+
+/// Why a failover stopped before promotion.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum AbortReason {
+    /// The master answers again and nothing was promoted yet.
+    MasterBack,
+    /// No replica is eligible for promotion.
+    NoGoodReplica,
+    /// Not enough fresh offsets to prove which replica holds every acknowledged write.
+    NoFreshOffsets,
+    /// The promoted replica never confirmed its new role.
+    PromotionTimeout,
+    /// A newer config epoch arrived.
+    NewerConfig,
+    /// This sentinel voted for a candidate of a newer term.
+    NewerTerm,
+    /// The master's offset never caught up in a switchover.
+    SwitchoverTimeout,
+    /// The group was put into maintenance.
+    Maintenance,
+}
+
+/// Something subscribers care about; one per failover step.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum Event {
+    /// `+sdown`.
+    SubjectivelyDown {
+        /// The node.
+        node: NodeId,
+    },
+    /// `-sdown`.
+    SubjectivelyUp {
+        /// The node.
+        node: NodeId,
+    },
+    /// `+odown`.
+    ObjectivelyDown {
+        /// The group.
+        group: GroupName,
+    },
+    /// `-odown`.
+    ObjectivelyUp {
+        /// The group.
+        group: GroupName,
+    },
+    /// A master restarted with an empty dataset; it is treated as down.
+    RestartedEmpty {
+        /// The node.
+        node: NodeId,
+    },
+    /// `+try-failover`: this sentinel became candidate.
+    TryFailover {
+        /// The group.
+        group: GroupName,
+        /// The new term.
+        term: Term,
+        /// Why.
+        reason: ElectionReason,
+    },
+    /// `+vote-for-leader`: this sentinel voted.
+    VoteGranted {
+        /// The group.
+        group: GroupName,
+        /// The term.
+        term: Term,
+        /// The candidate.
+        candidate: SentinelId,
+    },
+    /// This sentinel stopped granting leases in `group` because it voted in `term`.
+    LeaseRevoked {
+        /// The group.
+        group: GroupName,
+        /// The term voted in.
+        term: Term,
+    },
+    /// `+elected-leader`.
+    Elected {
+        /// The group.
+        group: GroupName,
+        /// The term.
+        term: Term,
+    },
+    /// A candidate's term ended without a winner.
+    SplitVote {
+        /// The group.
+        group: GroupName,
+        /// The term.
+        term: Term,
+    },
+    /// `+selected-slave`.
+    SelectedReplica {
+        /// The group.
+        group: GroupName,
+        /// The replica.
+        node: NodeId,
+    },
+    /// `+promoted-slave`: the replica confirmed `role:master`.
+    Promoted {
+        /// The group.
+        group: GroupName,
+        /// The new master.
+        node: NodeId,
+        /// The new config epoch.
+        epoch: ConfigEpoch,
+    },
+    /// A fenced term was settled by keeping the healthy master under a new epoch.
+    Reaffirmed {
+        /// The group.
+        group: GroupName,
+        /// The master.
+        node: NodeId,
+        /// The new config epoch.
+        epoch: ConfigEpoch,
+    },
+    /// `+switch-master`: this sentinel's config for `group` changed.
+    SwitchMaster {
+        /// The group.
+        group: GroupName,
+        /// The old master.
+        old: NodeId,
+        /// The new master.
+        new: NodeId,
+        /// The new config epoch.
+        epoch: ConfigEpoch,
+    },
+    /// `+slave-reconf-done`: a replica follows the new master.
+    ReplicaReconfigured {
+        /// The group.
+        group: GroupName,
+        /// The replica.
+        node: NodeId,
+    },
+    /// `+convert-to-slave`: a node disagreeing with the config was told to follow the master.
+    ConvertedToReplica {
+        /// The group.
+        group: GroupName,
+        /// The node.
+        node: NodeId,
+        /// Its master.
+        master: NodeId,
+    },
+    /// `+failover-end`.
+    FailoverEnded {
+        /// The group.
+        group: GroupName,
+        /// The new epoch.
+        epoch: ConfigEpoch,
+    },
+    /// `-failover-abort-*`.
+    FailoverAborted {
+        /// The group.
+        group: GroupName,
+        /// The term.
+        term: Term,
+        /// Why.
+        reason: AbortReason,
+    },
+    /// Maintenance mode entered or left.
+    Maintenance {
+        /// The group.
+        group: GroupName,
+        /// Paused or not.
+        paused: bool,
+    },
+    /// `+sentinel`: a new voter joined.
+    SentinelAdded {
+        /// The sentinel.
+        id: SentinelId,
+    },
+    /// A voter was removed by an operator.
+    SentinelRemoved {
+        /// The sentinel.
+        id: SentinelId,
+    },
+}

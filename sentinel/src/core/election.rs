@@ -1,0 +1,407 @@
+//! Elections, one per group and term: candidacy, votes, split votes and the lease fence.
+//!
+//! Owns `Election` (the candidate side of a group) and the vote handlers.
+//! Invariants: at most one vote per (group, term), and it is durable before the reply leaves
+//! (the reply is queued behind the `Persist`); a vote is granted only to a candidate whose config
+//! epoch is not older, and (for a master-down election) only while this sentinel also sees the
+//! master down; granting a vote stops every lease grant in the group until a config or an
+//! abandonment settles the term; a leader has votes from a majority of voters and at least quorum.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info};
+
+use super::Sentinel;
+use super::action::{AbortReason, Action, ElectionReason, Event};
+use super::input::Gossip;
+use super::timers::Timer;
+use super::types::{ConfigEpoch, GroupName, SentinelId, Term};
+
+/// The candidate side of one group's election.
+#[derive(Debug)]
+pub(super) enum Election {
+    /// Not running.
+    Idle,
+    /// Waiting a random jitter before becoming candidate.
+    Jitter { reason: ElectionReason },
+    /// Asking for votes in `term`; `votes` maps each granting voter to its lease wait.
+    Candidate {
+        term: Term,
+        reason: ElectionReason,
+        votes: BTreeMap<SentinelId, Duration>,
+    },
+    /// Split vote: waiting a random backoff before the next term.
+    Backoff { reason: ElectionReason },
+    /// Won its term; the failover runs in `Group::failover`.
+    Leader,
+}
+
+impl Sentinel {
+    /// Schedules a candidacy after the random jitter, unless one is under way.
+    pub(super) fn maybe_start_election(
+        &mut self,
+        now: Instant,
+        group: &GroupName,
+        reason: ElectionReason,
+    ) {
+        let jitter = self.random_duration(self.cfg.election_jitter);
+        let id = self.id;
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        if g.paused || g.failover.is_some() || !matches!(g.election, Election::Idle) {
+            return;
+        }
+        // Having voted for another candidate whose term is still open, give its leader
+        // `failover_timeout` before competing: preempting a working leader only restarts the
+        // failover (Redis waits twice as long for the same reason).
+        let leader_busy_until = match (g.durable.vote, g.fenced_since) {
+            (Some((_, c)), Some(since)) if c != id && g.is_fenced() => {
+                Some(since + g.cfg.failover_timeout)
+            }
+            _ => None,
+        };
+        let at = match leader_busy_until {
+            Some(until) if until > now => until + jitter,
+            _ => now + jitter,
+        };
+        g.election = Election::Jitter { reason };
+        self.timers.set(Timer::Election(group.clone()), at);
+    }
+
+    pub(super) fn handle_admin_failover(
+        &mut self,
+        now: Instant,
+        group: &GroupName,
+        reason: ElectionReason,
+    ) {
+        let Some(g) = self.groups.get(group) else {
+            debug!(%group, "failover of an unknown group ignored");
+            return;
+        };
+        if g.failover.is_some() || matches!(g.election, Election::Candidate { .. }) {
+            debug!(%group, "failover already under way");
+            return;
+        }
+        self.become_candidate(now, group, reason);
+    }
+
+    pub(super) fn on_election_timer(&mut self, now: Instant, group: &GroupName) {
+        let Some(g) = self.groups.get(group) else {
+            return;
+        };
+        match g.election {
+            Election::Jitter { reason } | Election::Backoff { reason } => {
+                let still_wanted = match reason {
+                    ElectionReason::MasterDown => g.odown && !g.paused,
+                    ElectionReason::Fenced => g.is_fenced(),
+                    ElectionReason::Manual | ElectionReason::Switchover => true,
+                };
+                if still_wanted {
+                    self.become_candidate(now, group, reason);
+                } else {
+                    self.groups
+                        .get_mut(group)
+                        .expect("group looked up above")
+                        .election = Election::Idle;
+                }
+            }
+            Election::Candidate { term, reason, .. } => {
+                info!(%group, %term, "split vote");
+                self.publish(Event::SplitVote {
+                    group: group.clone(),
+                    term,
+                });
+                self.abandon_term(group, term);
+                let (min, max) = self.cfg.retry_backoff;
+                let backoff = min + self.random_duration(max - min);
+                let g = self.groups.get_mut(group).expect("group looked up above");
+                g.election = Election::Backoff { reason };
+                self.timers
+                    .set(Timer::Election(group.clone()), now + backoff);
+            }
+            Election::Idle | Election::Leader => {}
+        }
+    }
+
+    /// Starts a new term: votes for itself, persists, then asks every voter.
+    pub(super) fn become_candidate(
+        &mut self,
+        now: Instant,
+        group: &GroupName,
+        reason: ElectionReason,
+    ) {
+        let own_wait = self.lease_wait(now, group);
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let term = g.durable.term.max(g.voted_term()).next();
+        g.durable.term = term;
+        g.durable.vote = Some((term, self.id));
+        g.fenced_since = Some(now);
+        let epoch = g.durable.epoch;
+        g.election = Election::Candidate {
+            term,
+            reason,
+            votes: BTreeMap::from([(self.id, own_wait)]),
+        };
+        info!(%group, %term, ?reason, "+try-failover");
+        self.persist();
+        self.publish(Event::TryFailover {
+            group: group.clone(),
+            term,
+            reason,
+        });
+        self.publish(Event::LeaseRevoked {
+            group: group.clone(),
+            term,
+        });
+        self.broadcast(Gossip::RequestVote {
+            group: group.clone(),
+            term,
+            epoch,
+            reason,
+        });
+        self.timers
+            .set(Timer::Election(group.clone()), now + self.cfg.vote_timeout);
+        self.check_won(now, group);
+    }
+
+    pub(super) fn handle_request_vote(
+        &mut self,
+        now: Instant,
+        from: SentinelId,
+        group: &GroupName,
+        term: Term,
+        epoch: ConfigEpoch,
+        reason: ElectionReason,
+    ) {
+        let master_down = self.master_down(group);
+        let lease_wait = self.lease_wait(now, group);
+        #[cfg(test)]
+        let double_vote = self.bugs().double_vote;
+        #[cfg(not(test))]
+        let double_vote = false;
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let refuse = |why: &str| {
+            debug!(%group, %term, candidate = %from, why, "vote refused");
+        };
+        let mut granted = true;
+        let mut repeat = false;
+        if term < g.durable.term {
+            refuse("old term");
+            granted = false;
+        } else if let Some((t, c)) = g.durable.vote.filter(|(t, _)| *t >= term) {
+            if t > term || (c != from && !double_vote) {
+                refuse("already voted");
+                granted = false;
+            } else if c == from {
+                repeat = true;
+            }
+        }
+        if repeat {
+            // A duplicated request: repeat the vote, which is already durable or queued behind
+            // its `Persist`.
+            self.emit(Action::SendGossip {
+                to: from,
+                msg: Gossip::Vote {
+                    group: group.clone(),
+                    term,
+                    granted: true,
+                    lease_wait,
+                },
+            });
+            return;
+        }
+        if granted && epoch < g.durable.epoch {
+            refuse("candidate's config epoch is older");
+            granted = false;
+        }
+        let reason_ok = match reason {
+            ElectionReason::MasterDown => master_down && !g.paused,
+            ElectionReason::Fenced => master_down || g.is_fenced(),
+            ElectionReason::Manual | ElectionReason::Switchover => true,
+        };
+        if granted && !reason_ok {
+            refuse("master not seen down");
+            granted = false;
+        }
+        let promoting = g.failover.as_ref().is_some_and(|f| f.promoting());
+        if granted && promoting {
+            refuse("leading a failover past promotion");
+            granted = false;
+        }
+        g.durable.term = g.durable.term.max(term);
+        if !granted {
+            self.emit(Action::SendGossip {
+                to: from,
+                msg: Gossip::Vote {
+                    group: group.clone(),
+                    term,
+                    granted: false,
+                    lease_wait: Duration::ZERO,
+                },
+            });
+            return;
+        }
+        g.durable.vote = Some((term, from));
+        g.fenced_since = Some(now);
+        let stepping_down = match g.election {
+            Election::Candidate { .. } | Election::Jitter { .. } | Election::Backoff { .. } => {
+                g.election = Election::Idle;
+                self.timers.cancel(&Timer::Election(group.clone()));
+                false
+            }
+            Election::Leader => true,
+            Election::Idle => false,
+        };
+        if stepping_down {
+            self.abort_failover(now, group, AbortReason::NewerTerm);
+        }
+        info!(%group, %term, candidate = %from, "+vote-for-leader");
+        self.persist();
+        self.publish(Event::VoteGranted {
+            group: group.clone(),
+            term,
+            candidate: from,
+        });
+        self.publish(Event::LeaseRevoked {
+            group: group.clone(),
+            term,
+        });
+        let reply = Action::SendGossip {
+            to: from,
+            msg: Gossip::Vote {
+                group: group.clone(),
+                term,
+                granted: true,
+                lease_wait,
+            },
+        };
+        #[cfg(test)]
+        if self.bugs().skip_vote_persist {
+            self.emit_now(reply);
+            return;
+        }
+        self.emit(reply);
+    }
+
+    pub(super) fn handle_vote(
+        &mut self,
+        now: Instant,
+        from: SentinelId,
+        group: &GroupName,
+        term: Term,
+        granted: bool,
+        lease_wait: Duration,
+    ) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        g.durable.term = g.durable.term.max(term);
+        let Election::Candidate {
+            term: my_term,
+            votes,
+            ..
+        } = &mut g.election
+        else {
+            return;
+        };
+        if *my_term != term || !granted {
+            return;
+        }
+        votes.insert(from, lease_wait);
+        self.check_won(now, group);
+    }
+
+    /// The candidate's voter lifts its fence: that term will never promote anything.
+    pub(super) fn handle_abandoned(&mut self, from: SentinelId, group: &GroupName, term: Term) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        if g.durable.vote == Some((term, from)) {
+            g.durable.abandoned = g.durable.abandoned.max(term);
+            if !g.is_fenced() {
+                g.fenced_since = None;
+            }
+        }
+    }
+
+    /// Gives up `term`: tells the voters, and lifts this sentinel's own fence for it.
+    pub(super) fn abandon_term(&mut self, group: &GroupName, term: Term) {
+        self.broadcast(Gossip::Abandoned {
+            group: group.clone(),
+            term,
+        });
+        let id = self.id;
+        self.handle_abandoned(id, group, term);
+    }
+
+    fn check_won(&mut self, now: Instant, group: &GroupName) {
+        let majority = self.majority();
+        let Some(g) = self.groups.get(group) else {
+            return;
+        };
+        let Election::Candidate {
+            term,
+            reason,
+            votes,
+        } = &g.election
+        else {
+            return;
+        };
+        if votes.len() < majority || votes.len() < g.cfg.quorum.get() {
+            return;
+        }
+        let (term, reason) = (*term, *reason);
+        let wait = votes.values().max().copied().unwrap_or_default();
+        self.become_leader(now, group, term, reason, wait);
+    }
+
+    fn become_leader(
+        &mut self,
+        now: Instant,
+        group: &GroupName,
+        term: Term,
+        reason: ElectionReason,
+        wait: Duration,
+    ) {
+        let g = self
+            .groups
+            .get_mut(group)
+            .expect("caller checked the group exists");
+        assert!(
+            matches!(g.election, Election::Candidate { term: t, .. } if t == term),
+            "only the candidate of a term becomes its leader"
+        );
+        g.election = Election::Leader;
+        self.timers.cancel(&Timer::Election(group.clone()));
+        info!(%group, %term, "+elected-leader");
+        self.publish(Event::Elected {
+            group: group.clone(),
+            term,
+        });
+        // The voters' clocks may run slower than ours: stretch their reported waits.
+        let wait = self.skewed(wait);
+        #[cfg(test)]
+        let wait = if self.bugs().skip_lease_wait {
+            Duration::ZERO
+        } else {
+            wait
+        };
+        self.start_failover(now, group, term, reason, wait);
+    }
+
+    /// How long, on this sentinel's clock, until every lease it granted in `group` expires.
+    pub(super) fn lease_wait(&self, now: Instant, group: &GroupName) -> Duration {
+        let Some(last) = self.groups.get(group).and_then(|g| g.last_lease) else {
+            return Duration::ZERO;
+        };
+        // The node's clock started the lease before we sent it, and may run slower than ours.
+        let expiry = last + self.skewed(self.cfg.lease_ttl);
+        expiry.saturating_duration_since(now)
+    }
+}

@@ -1,0 +1,595 @@
+//! The leader's failover: lease wait, replica selection, promotion, reconfiguration.
+//!
+//! Owns `Failover` and its steps. Invariants: nothing is promoted before every write lease the
+//! leader's voters granted has expired; the new config epoch equals the leader's term, so there
+//! is at most one promotion per (group, epoch); a failover aborts only before promotion; each
+//! step has a deadline of `failover_timeout`; with `sync_replicas = N` the promoted replica has
+//! the highest offset among fresh reads from at least `R - N + 1` of the `R` replicas.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::Sentinel;
+use super::action::{AbortReason, Action, ElectionReason, Event};
+use super::election::Election;
+use super::input::{Gossip, NodeRole};
+use super::timers::Timer;
+use super::types::{ConfigEpoch, GroupName, InfoSeq, NodeId, Term};
+
+/// A failover led by this sentinel.
+#[derive(Debug)]
+pub(super) struct Failover {
+    term: Term,
+    reason: ElectionReason,
+    step: Step,
+    /// Deadline of the current step.
+    deadline: Instant,
+}
+
+#[derive(Debug)]
+enum Step {
+    /// Waiting for the leases granted by the voters to expire.
+    WaitLeases { until: Instant },
+    /// Reading fresh offsets; only INFO replies with `seq >= fresh` count.
+    Select { fresh: InfoSeq },
+    /// `REPLICAOF NO ONE` sent; waiting for `role:master` in a reply to a later INFO.
+    Promoting { node: NodeId, fresh: InfoSeq },
+    /// Pointing the other nodes at the new master, `parallel_syncs` at a time.
+    Reconfiguring {
+        master: NodeId,
+        pending: VecDeque<NodeId>,
+        in_flight: BTreeMap<NodeId, (Instant, InfoSeq)>,
+        /// The old master of a switchover, to unpause once it follows the new master.
+        unpause: Option<NodeId>,
+    },
+}
+
+impl Failover {
+    /// Whether the promotion was confirmed, after which the failover can no longer abort.
+    pub(super) fn promoted(&self) -> bool {
+        matches!(self.step, Step::Reconfiguring { .. })
+    }
+
+    /// Whether `REPLICAOF NO ONE` was sent: from then on this leader does not step down for a
+    /// newer term, since the promotion may already have happened.
+    pub(super) fn promoting(&self) -> bool {
+        matches!(
+            self.step,
+            Step::Promoting { .. } | Step::Reconfiguring { .. }
+        )
+    }
+}
+
+impl Sentinel {
+    pub(super) fn start_failover(
+        &mut self,
+        now: Instant,
+        group: &GroupName,
+        term: Term,
+        reason: ElectionReason,
+        wait: Duration,
+    ) {
+        let timeout = self.failover_timeout(group);
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let master = g.durable.master;
+        g.failover = Some(Failover {
+            term,
+            reason,
+            step: Step::WaitLeases { until: now + wait },
+            deadline: now + wait + timeout,
+        });
+        if reason == ElectionReason::Switchover {
+            // Writes stop now; the pause ends by itself if this sentinel dies.
+            self.emit(Action::PauseWrites {
+                node: master,
+                timeout,
+            });
+        }
+        self.timers.set(Timer::Failover(group.clone()), now + wait);
+    }
+
+    pub(super) fn on_failover_timer(&mut self, now: Instant, group: &GroupName) {
+        let poll = self.cfg.info_interval_failover;
+        let role_poll = self.cfg.role_poll_interval;
+        let timeout = self.failover_timeout(group);
+        let Some(f) = self.groups.get_mut(group).and_then(|g| g.failover.as_mut()) else {
+            return;
+        };
+        match &mut f.step {
+            Step::WaitLeases { until } => {
+                if now < *until {
+                    let at = *until;
+                    self.timers.set(Timer::Failover(group.clone()), at);
+                    return;
+                }
+                f.deadline = now + timeout;
+                let fresh = InfoSeq(self.info_seq.0 + 1);
+                f.step = Step::Select { fresh };
+                self.poll_group(group);
+                self.timers.set(Timer::Failover(group.clone()), now + poll);
+            }
+            Step::Select { .. } => {
+                if now >= f.deadline {
+                    let reason = if self.groups[group].cfg.sync_replicas > 0 {
+                        AbortReason::NoFreshOffsets
+                    } else {
+                        AbortReason::NoGoodReplica
+                    };
+                    self.abort_failover(now, group, reason);
+                    return;
+                }
+                if self.try_select(now, group, true) {
+                    return;
+                }
+                self.poll_group(group);
+                self.timers.set(Timer::Failover(group.clone()), now + poll);
+            }
+            Step::Promoting { node, .. } => {
+                if now >= f.deadline {
+                    self.abort_failover(now, group, AbortReason::PromotionTimeout);
+                    return;
+                }
+                let node = *node;
+                self.send_info(node);
+                self.timers
+                    .set(Timer::Failover(group.clone()), now + role_poll);
+            }
+            Step::Reconfiguring { in_flight, .. } => {
+                let expired: Vec<NodeId> = in_flight
+                    .iter()
+                    .filter(|(_, (since, _))| now.saturating_duration_since(*since) >= timeout)
+                    .map(|(n, _)| *n)
+                    .collect();
+                for node in expired {
+                    // Convergence will retry it later; the failover does not wait for ever.
+                    warn!(%node, %group, "replica reconfiguration timed out");
+                    in_flight.remove(&node);
+                }
+                let polled: Vec<NodeId> = in_flight.keys().copied().collect();
+                for node in polled {
+                    self.send_info(node);
+                }
+                self.advance_reconfiguration(now, group);
+                if self.groups[group].failover.is_some() {
+                    self.timers
+                        .set(Timer::Failover(group.clone()), now + role_poll);
+                }
+            }
+        }
+    }
+
+    /// Feeds an INFO reply to the failover of `group`, if one is under way.
+    pub(super) fn failover_on_info(
+        &mut self,
+        now: Instant,
+        group: &GroupName,
+        node: NodeId,
+        seq: InfoSeq,
+    ) {
+        let Some(f) = self.groups.get(group).and_then(|g| g.failover.as_ref()) else {
+            return;
+        };
+        let role = self
+            .nodes
+            .get(&node)
+            .and_then(|v| v.info.as_ref())
+            .map(|(i, _, _)| i.role.clone());
+        match &f.step {
+            Step::WaitLeases { .. } => {}
+            Step::Select { .. } => {
+                self.try_select(now, group, false);
+            }
+            Step::Promoting { node: p, fresh } => {
+                if *p == node && seq >= *fresh && matches!(role, Some(NodeRole::Master { .. })) {
+                    self.promoted(now, group, node);
+                }
+            }
+            Step::Reconfiguring {
+                master, in_flight, ..
+            } => {
+                let Some((_, sent)) = in_flight.get(&node) else {
+                    return;
+                };
+                let follows = matches!(role, Some(NodeRole::Replica { master: m, link_up: true }) if m == *master);
+                if seq < *sent || !follows {
+                    return;
+                }
+                self.reconfigured(now, group, node);
+            }
+        }
+    }
+
+    /// Asks INFO of every member of the group.
+    fn poll_group(&mut self, group: &GroupName) {
+        let Some(g) = self.groups.get(group) else {
+            return;
+        };
+        let members: Vec<NodeId> = std::iter::once(g.durable.master)
+            .chain(g.durable.replicas.iter().copied())
+            .collect();
+        for node in members {
+            self.send_info(node);
+        }
+    }
+
+    /// Picks the replica to promote once the fresh offsets allow it; `final_call` means the
+    /// poll period ended, so replicas that did not answer are left out. Returns whether the
+    /// failover moved on.
+    fn try_select(&mut self, now: Instant, group: &GroupName, final_call: bool) -> bool {
+        let master_down = self.master_down(group);
+        let g = &self.groups[group];
+        let Some(Failover {
+            reason,
+            step: Step::Select { fresh },
+            ..
+        }) = &g.failover
+        else {
+            return false;
+        };
+        let (reason, fresh) = (*reason, *fresh);
+        let master = g.durable.master;
+        let master_info = self
+            .nodes
+            .get(&master)
+            .and_then(|v| v.info.as_ref())
+            .filter(|(_, seq, _)| *seq >= fresh)
+            .map(|(i, _, _)| i.clone());
+        match reason {
+            ElectionReason::MasterDown if !master_down => {
+                self.abort_failover(now, group, AbortReason::MasterBack);
+                return true;
+            }
+            ElectionReason::Fenced if !master_down => {
+                let is_master = self
+                    .nodes
+                    .get(&master)
+                    .and_then(|v| v.info.as_ref())
+                    .is_some_and(|(i, _, _)| matches!(i.role, NodeRole::Master { .. }));
+                if is_master {
+                    self.reaffirm(now, group);
+                    return true;
+                }
+            }
+            _ => {}
+        }
+        // Every replica's fresh INFO, if it answered.
+        let replicas: Vec<NodeId> = g
+            .durable
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| *r != master)
+            .collect();
+        let fresh_infos: Vec<(NodeId, crate::core::NodeInfo)> = replicas
+            .iter()
+            .filter_map(|r| {
+                let v = self.nodes.get(r)?;
+                let (i, seq, _) = v.info.as_ref()?;
+                (*seq >= fresh).then(|| (*r, i.clone()))
+            })
+            .collect();
+        let waiting_for_some = replicas.iter().any(|r| {
+            self.nodes.get(r).is_some_and(|v| !v.down) && !fresh_infos.iter().any(|(n, _)| n == r)
+        });
+        if waiting_for_some && !final_call {
+            return false;
+        }
+        // Offsets compare only within one history: the replicas that last synchronised with
+        // the configured master hold its history and every write it acknowledged. A stale old
+        // master, or a replica told to follow the master that never synchronised, has another.
+        // When none matches (the master's id is unknown, or it restarted), followers of the
+        // configured master, then any node, are considered.
+        let known = g.master_replid;
+        let follows = |i: &crate::core::NodeInfo| matches!(i.role, NodeRole::Replica { master: m, .. } if m == master);
+        // A node promoted by a competing leader keeps the history it came from as `replid2`.
+        let same_history = |i: &crate::core::NodeInfo| {
+            (known == Some(i.replid) && follows(i))
+                || (known == Some(i.replid2) && matches!(i.role, NodeRole::Master { .. }))
+        };
+        let rule: &dyn Fn(&crate::core::NodeInfo) -> bool =
+            if fresh_infos.iter().any(|(_, i)| same_history(i)) {
+                &same_history
+            } else if fresh_infos.iter().any(|(_, i)| follows(i)) {
+                &follows
+            } else {
+                &|_| true
+            };
+        let lineage: Vec<&(NodeId, crate::core::NodeInfo)> =
+            fresh_infos.iter().filter(|(_, i)| rule(i)).collect();
+        let mut eligible: Vec<(NodeId, crate::core::NodeInfo)> = lineage
+            .iter()
+            .filter(|(n, i)| {
+                self.nodes.get(n).is_some_and(|v| !v.down) && i.priority.0 != 0 && !i.empty
+            })
+            .map(|x| (*x).clone())
+            .collect();
+        let sync = usize::from(g.cfg.sync_replicas);
+        if sync > 0 {
+            // Only a replica proven to hold every acknowledged write may be promoted: any
+            // `R - N + 1` replicas include one of the `N` that acknowledged it.
+            let needed = replicas.len().saturating_sub(sync) + 1;
+            if fresh_infos.len() < needed {
+                return false;
+            }
+            let best = lineage
+                .iter()
+                .map(|(_, i)| i.offset)
+                .max()
+                .unwrap_or_default();
+            eligible.retain(|(_, i)| i.offset == best);
+        }
+        let preferred = g.cfg.preferred_dc.clone();
+        eligible.sort_by_key(|(_, i)| {
+            (
+                // An empty replica is promoted only when nothing better is left: a cache
+                // that lost its data beats no master at all.
+                i.empty,
+                preferred.is_some() && i.dc != preferred,
+                i.priority,
+                Reverse(i.offset),
+                i.run_id,
+            )
+        });
+        let Some((chosen, chosen_info)) = eligible.into_iter().next() else {
+            return false;
+        };
+        if reason == ElectionReason::Switchover {
+            // Zero loss: writes are paused; promote only once the target caught up.
+            let Some(mi) = master_info else {
+                return false;
+            };
+            if chosen_info.offset < mi.offset {
+                return false;
+            }
+        }
+        info!(%group, node = %chosen, "+selected-slave");
+        self.publish(Event::SelectedReplica {
+            group: group.clone(),
+            node: chosen,
+        });
+        self.emit(Action::Promote { node: chosen });
+        let fresh = self.send_info(chosen);
+        let timeout = self.failover_timeout(group);
+        let f = self
+            .groups
+            .get_mut(group)
+            .and_then(|g| g.failover.as_mut())
+            .expect("failover checked above");
+        f.step = Step::Promoting {
+            node: chosen,
+            fresh,
+        };
+        f.deadline = now + timeout;
+        self.timers.set(
+            Timer::Failover(group.clone()),
+            now + self.cfg.role_poll_interval,
+        );
+        true
+    }
+
+    /// The promoted replica confirmed `role:master`: install the new config.
+    fn promoted(&mut self, now: Instant, group: &GroupName, node: NodeId) {
+        let timeout = self.failover_timeout(group);
+        let g = self.groups.get_mut(group).expect("caller found the group");
+        let f = g.failover.as_ref().expect("caller found the failover");
+        let epoch = ConfigEpoch::of_term(f.term);
+        let old = g.durable.master;
+        let reason = f.reason;
+        g.durable.epoch = epoch;
+        g.durable.master = node;
+        g.durable.replicas.remove(&node);
+        g.durable.replicas.insert(old);
+        g.forget_opinions();
+        g.disagree_since.clear();
+        g.master_replid = None;
+        let mut pending: Vec<NodeId> = g.durable.replicas.iter().copied().collect();
+        // The old master of a switchover is healthy and paused: demote it first.
+        pending.sort_by_key(|n| *n != old);
+        let unpause = (reason == ElectionReason::Switchover).then_some(old);
+        let f = g.failover.as_mut().expect("caller found the failover");
+        f.step = Step::Reconfiguring {
+            master: node,
+            pending: pending.into(),
+            in_flight: BTreeMap::new(),
+            unpause,
+        };
+        f.deadline = now + timeout;
+        info!(%group, %node, %epoch, "+promoted-slave");
+        self.persist();
+        self.publish(Event::Promoted {
+            group: group.clone(),
+            node,
+            epoch,
+        });
+        self.publish(Event::SwitchMaster {
+            group: group.clone(),
+            old,
+            new: node,
+            epoch,
+        });
+        self.broadcast(Gossip::Config {
+            group: group.clone(),
+            epoch,
+            master: node,
+        });
+        self.after_master_change(now, group, old);
+        self.advance_reconfiguration(now, group);
+    }
+
+    /// Settles a fenced term by keeping the healthy master under a new epoch.
+    fn reaffirm(&mut self, now: Instant, group: &GroupName) {
+        let g = self.groups.get_mut(group).expect("caller found the group");
+        let f = g.failover.take().expect("caller found the failover");
+        let epoch = ConfigEpoch::of_term(f.term);
+        let master = g.durable.master;
+        g.durable.epoch = epoch;
+        g.election = Election::Idle;
+        g.fenced_since = None;
+        self.timers.cancel(&Timer::Failover(group.clone()));
+        info!(%group, node = %master, %epoch, "master reaffirmed");
+        self.persist();
+        self.publish(Event::Reaffirmed {
+            group: group.clone(),
+            node: master,
+            epoch,
+        });
+        self.broadcast(Gossip::Config {
+            group: group.clone(),
+            epoch,
+            master,
+        });
+        self.after_master_change(now, group, master);
+    }
+
+    fn reconfigured(&mut self, now: Instant, group: &GroupName, node: NodeId) {
+        let g = self.groups.get_mut(group).expect("caller found the group");
+        let Some(Failover {
+            step: Step::Reconfiguring {
+                in_flight, unpause, ..
+            },
+            ..
+        }) = g.failover.as_mut()
+        else {
+            return;
+        };
+        in_flight.remove(&node);
+        let unpause_now = *unpause == Some(node);
+        if unpause_now {
+            *unpause = None;
+        }
+        info!(%group, %node, "+slave-reconf-done");
+        self.publish(Event::ReplicaReconfigured {
+            group: group.clone(),
+            node,
+        });
+        if unpause_now {
+            self.emit(Action::UnpauseWrites { node });
+        }
+        self.advance_reconfiguration(now, group);
+    }
+
+    /// Starts more reconfigurations up to `parallel_syncs`, and ends the failover when none is left.
+    fn advance_reconfiguration(&mut self, now: Instant, group: &GroupName) {
+        let parallel = usize::from(self.groups[group].cfg.parallel_syncs.get());
+        let mut started = Vec::new();
+        {
+            let g = self.groups.get_mut(group).expect("caller found the group");
+            let Some(Failover {
+                step:
+                    Step::Reconfiguring {
+                        master,
+                        pending,
+                        in_flight,
+                        ..
+                    },
+                ..
+            }) = g.failover.as_mut()
+            else {
+                return;
+            };
+            while in_flight.len() < parallel {
+                let Some(node) = pending.pop_front() else {
+                    break;
+                };
+                // A node that is down now is left to convergence when it returns.
+                if self.nodes.get(&node).is_some_and(|v| v.down) {
+                    continue;
+                }
+                started.push((node, *master));
+                in_flight.insert(node, (now, InfoSeq(0)));
+            }
+        }
+        for (node, master) in started {
+            self.emit(Action::Reconfigure { node, master });
+            let seq = self.send_info(node);
+            let g = self.groups.get_mut(group).expect("caller found the group");
+            if let Some(Failover {
+                step: Step::Reconfiguring { in_flight, .. },
+                ..
+            }) = g.failover.as_mut()
+            {
+                in_flight.insert(node, (now, seq));
+            }
+        }
+        let g = self.groups.get_mut(group).expect("caller found the group");
+        let Some(f) = g.failover.as_ref() else {
+            return;
+        };
+        let Step::Reconfiguring {
+            pending,
+            in_flight,
+            unpause,
+            ..
+        } = &f.step
+        else {
+            return;
+        };
+        if !pending.is_empty() || !in_flight.is_empty() {
+            return;
+        }
+        let unpause = *unpause;
+        let epoch = g.durable.epoch;
+        g.failover = None;
+        g.election = Election::Idle;
+        g.fenced_since = None;
+        self.timers.cancel(&Timer::Failover(group.clone()));
+        if let Some(node) = unpause {
+            self.emit(Action::UnpauseWrites { node });
+        }
+        info!(%group, %epoch, "+failover-end");
+        self.publish(Event::FailoverEnded {
+            group: group.clone(),
+            epoch,
+        });
+    }
+
+    /// Stops a failover that has not promoted anything yet.
+    pub(super) fn abort_failover(&mut self, now: Instant, group: &GroupName, reason: AbortReason) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let Some(f) = g.failover.as_ref() else {
+            return;
+        };
+        assert!(!f.promoted(), "a failover aborts only before promotion");
+        let term = f.term;
+        let switchover = f.reason == ElectionReason::Switchover;
+        let master = g.durable.master;
+        g.failover = None;
+        g.election = Election::Idle;
+        let retry = g.odown && !g.paused;
+        self.timers.cancel(&Timer::Failover(group.clone()));
+        warn!(%group, %term, ?reason, "-failover-abort");
+        self.publish(Event::FailoverAborted {
+            group: group.clone(),
+            term,
+            reason,
+        });
+        if switchover {
+            self.emit(Action::UnpauseWrites { node: master });
+        }
+        self.abandon_term(group, term);
+        if retry {
+            // Like Redis, wait before trying the same failover again, but not for minutes.
+            let g = self.groups.get_mut(group).expect("group looked up above");
+            g.election = Election::Backoff {
+                reason: ElectionReason::MasterDown,
+            };
+            let timeout = g.cfg.failover_timeout;
+            self.timers
+                .set(Timer::Election(group.clone()), now + timeout);
+        }
+    }
+
+    pub(super) fn failover_timeout(&self, group: &GroupName) -> Duration {
+        self.groups
+            .get(group)
+            .map(|g| g.cfg.failover_timeout)
+            .unwrap_or(Duration::from_secs(10))
+    }
+}

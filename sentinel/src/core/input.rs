@@ -1,0 +1,191 @@
+//! `Input`: the closed set of facts the shell reports to the core, named in the past tense.
+//!
+//! Owns `Input`, `Gossip` (what sentinels tell each other), `NodeInfo` and `ProbeReply`.
+//! Invariant: nothing here carries a socket, a file or a protobuf type; the shell converts at its edge.
+
+use std::time::Duration;
+
+use super::action::ElectionReason;
+use super::types::{
+    ConfigEpoch, Dc, GroupName, InfoSeq, NodeClock, NodeId, PersistVersion, Priority, ReplId,
+    ReplOffset, RunId, SentinelId, Term,
+};
+
+/// A fact the shell observed; fed to `Sentinel::handle` with the time it was observed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// A data node answered a probe with a valid reply (`PONG`, `-LOADING` or `-MASTERDOWN`).
+    NodeReplied {
+        /// The node.
+        node: NodeId,
+        /// What it said.
+        reply: ProbeReply,
+    },
+    /// A probe got no valid reply in time (timeout, refused, or an invalid error).
+    ProbeFailed {
+        /// The node.
+        node: NodeId,
+    },
+    /// A data node answered INFO.
+    InfoReceived {
+        /// The node.
+        node: NodeId,
+        /// The `seq` of the `Action::Info` this answers.
+        seq: InfoSeq,
+        /// The parsed fields the core uses.
+        info: NodeInfo,
+    },
+    /// A peer sentinel's message arrived.
+    GossipReceived {
+        /// The sender, authenticated by the transport.
+        from: SentinelId,
+        /// The message.
+        msg: Gossip,
+    },
+    /// Every `Action::Persist` up to `version` is durable.
+    Persisted {
+        /// The highest durable version.
+        version: PersistVersion,
+    },
+    /// An operator asked for a failover of `group` (master presumed healthy).
+    FailoverRequested {
+        /// The group.
+        group: GroupName,
+    },
+    /// An operator asked for a planned, zero-loss switchover of `group`.
+    SwitchoverRequested {
+        /// The group.
+        group: GroupName,
+    },
+    /// An operator paused automatic failover of `group` (maintenance mode).
+    MaintenanceRequested {
+        /// The group.
+        group: GroupName,
+        /// `true` to pause, `false` to resume.
+        paused: bool,
+    },
+    /// An operator removed a (dead) sentinel from the voter set.
+    SentinelForgotten {
+        /// The sentinel.
+        id: SentinelId,
+    },
+}
+
+/// A valid answer to a probe.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct ProbeReply {
+    /// Which valid reply it was.
+    pub status: ProbeStatus,
+    /// The node's monotonic clock when it answered, if it supports leases (Vigil backend only).
+    pub clock: Option<NodeClock>,
+}
+
+/// The replies to PING that prove a node alive.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum ProbeStatus {
+    /// `+PONG`.
+    Pong,
+    /// `-LOADING`: alive, loading its dataset.
+    Loading,
+    /// `-MASTERDOWN`: alive, a replica whose link is down.
+    MasterDown,
+}
+
+/// The INFO/ROLE fields the core acts on.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct NodeInfo {
+    /// `run_id`; a change means the node restarted.
+    pub run_id: RunId,
+    /// `role` and, for a replica, its master and link.
+    pub role: NodeRole,
+    /// `master_replid`: offsets compare only between nodes of one history.
+    pub replid: ReplId,
+    /// `master_replid2`: the history a promoted node came from (psync2), or zero.
+    pub replid2: ReplId,
+    /// `master_repl_offset` (master) or `slave_repl_offset` (replica).
+    pub offset: ReplOffset,
+    /// `slave_priority`.
+    pub priority: Priority,
+    /// The node's data-centre label, if any.
+    pub dc: Option<Dc>,
+    /// `true` when the node has no data and no history (it just restarted empty).
+    pub empty: bool,
+}
+
+/// The role a data node reports.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum NodeRole {
+    /// `role:master`, with the replicas it lists.
+    Master {
+        /// `slaveN:` lines, resolved to node ids by the shell.
+        replicas: Vec<NodeId>,
+    },
+    /// `role:slave`.
+    Replica {
+        /// `master_host`/`master_port`, resolved.
+        master: NodeId,
+        /// `master_link_status:up`.
+        link_up: bool,
+    },
+}
+
+/// A message between sentinels (a `vigil.v1.Envelope` on the wire).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Gossip {
+    /// My subjective opinion of `group`'s master, pushed on every change.
+    Opinion {
+        /// The group.
+        group: GroupName,
+        /// The master the opinion is about (ignored if it is not the receiver's master).
+        master: NodeId,
+        /// `true` for SDOWN.
+        down: bool,
+    },
+    /// A candidate asks for a vote.
+    RequestVote {
+        /// The group.
+        group: GroupName,
+        /// The candidate's term.
+        term: Term,
+        /// The candidate's config epoch; a voter with a newer one refuses.
+        epoch: ConfigEpoch,
+        /// Why the candidate runs.
+        reason: ElectionReason,
+    },
+    /// A voter's answer.
+    Vote {
+        /// The group.
+        group: GroupName,
+        /// The term voted in.
+        term: Term,
+        /// Whether the vote is granted.
+        granted: bool,
+        /// How long, on the voter's clock, until every lease it granted in the group expires.
+        lease_wait: Duration,
+    },
+    /// A candidate gives up `term` without promoting anything, so its voters may lift their fence.
+    Abandoned {
+        /// The group.
+        group: GroupName,
+        /// The abandoned term.
+        term: Term,
+    },
+    /// A new configuration (sent on change and in every heartbeat).
+    Config {
+        /// The group.
+        group: GroupName,
+        /// Its epoch.
+        epoch: ConfigEpoch,
+        /// Its master.
+        master: NodeId,
+    },
+    /// Periodic liveness: the sender's voter set and every group's config.
+    Heartbeat {
+        /// The sender's voter set, for membership gossip.
+        voters: Vec<SentinelId>,
+        /// `(group, epoch, master)` for every group the sender watches.
+        configs: Vec<(GroupName, ConfigEpoch, NodeId)>,
+    },
+    /// A sentinel introduces itself (via seeds or the `__sentinel__:hello` channel).
+    Hello,
+}

@@ -1,0 +1,367 @@
+//! The sans-IO sentinel core: one `Sentinel` value per process, driven by the shell.
+//!
+//! Owns the whole decision logic: failure detection (`monitor`), elections (`election`),
+//! failovers and switchovers (`failover`), peers, heartbeats and config convergence (`peers`).
+//! Invariants: no socket, file, clock or unseeded randomness in here; an action that depends on
+//! durable state (a vote, a vote request, a promotion, a new config) is released only after the
+//! `Persist` carrying that state was confirmed by `Input::Persisted`.
+
+mod action;
+mod config;
+mod election;
+mod failover;
+mod input;
+mod monitor;
+mod peers;
+mod timers;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tracing::debug;
+
+pub use action::{AbortReason, Action, DurableGroup, DurableState, ElectionReason, Event, Lease};
+#[cfg(test)]
+pub use config::Bugs;
+pub use config::{ConfigError, CoreConfig, GroupConfig};
+pub use input::{Gossip, Input, NodeInfo, NodeRole, ProbeReply, ProbeStatus};
+pub use timers::Timer;
+pub use types::{
+    ConfigEpoch, Dc, GroupName, InfoSeq, NodeClock, NodeId, PersistVersion, Priority, Quorum,
+    ReplId, ReplOffset, RunId, SentinelId, Term,
+};
+
+use election::Election;
+use failover::Failover;
+use monitor::NodeView;
+use timers::Timers;
+
+/// One sentinel's state machine.
+///
+/// Calling protocol: after every `handle` or `handle_timeout`, drain `poll_action` until it
+/// returns `None`, execute the actions in order (awaiting only `Action::Persist`, whose
+/// completion is reported back with `Input::Persisted`), then re-read `poll_timeout` and call
+/// `handle_timeout` when it passes. `now` never goes backwards between calls.
+#[derive(Debug)]
+pub struct Sentinel {
+    id: SentinelId,
+    cfg: CoreConfig,
+    rng: SmallRng,
+    voters: BTreeSet<SentinelId>,
+    groups: BTreeMap<GroupName, Group>,
+    nodes: BTreeMap<NodeId, NodeView>,
+    timers: Timers,
+    /// Actions ready for the shell.
+    out: VecDeque<Action>,
+    /// Actions waiting for the `Persist` of version `awaiting` to be confirmed.
+    held: VecDeque<Action>,
+    version: PersistVersion,
+    awaiting: Option<PersistVersion>,
+    info_seq: InfoSeq,
+    /// When each peer was last heard from, for the contact rule of convergence.
+    last_heard: BTreeMap<SentinelId, Instant>,
+}
+
+/// Per-group state, durable and volatile.
+#[derive(Debug)]
+struct Group {
+    cfg: GroupConfig,
+    durable: DurableGroup,
+    /// Peers' SDOWN opinions of the current master, with the time they arrived.
+    opinions: BTreeMap<SentinelId, (bool, Instant)>,
+    odown: bool,
+    /// Maintenance mode: no automatic failover is started or voted for.
+    paused: bool,
+    election: Election,
+    failover: Option<Failover>,
+    /// When this sentinel last granted a lease to any node of the group (sentinel clock).
+    last_lease: Option<Instant>,
+    /// When the current lease fence started (this sentinel voted in a term above the epoch).
+    fenced_since: Option<Instant>,
+    /// Nodes disagreeing with the winning config, and since when.
+    disagree_since: BTreeMap<NodeId, Instant>,
+    /// When this sentinel last pushed its opinion of the master to its peers.
+    last_opinion_push: Option<Instant>,
+    /// The replication id the configured master last reported, to tell which replicas share
+    /// its history.
+    master_replid: Option<ReplId>,
+}
+
+impl Sentinel {
+    /// A sentinel with no persisted state: voters and groups come from `config`, which must have
+    /// passed `CoreConfig::validate`.
+    pub fn new(id: SentinelId, config: CoreConfig, seed: u64, now: Instant) -> Sentinel {
+        let groups = config
+            .groups
+            .iter()
+            .map(|g| {
+                let durable = DurableGroup {
+                    term: Term(0),
+                    vote: None,
+                    abandoned: Term(0),
+                    epoch: ConfigEpoch(0),
+                    master: g.master,
+                    replicas: g.replicas.iter().copied().collect(),
+                };
+                (g.name.clone(), durable)
+            })
+            .collect();
+        let state = DurableState {
+            version: PersistVersion(0),
+            id,
+            voters: config.voters.clone(),
+            groups,
+        };
+        let mut s = Sentinel::build(config, state, seed, now);
+        // The initial state is written before anything else happens.
+        s.persist();
+        s
+    }
+
+    /// A sentinel restarted from its last durable state. Groups in `config` that the state does
+    /// not know start fresh; groups the state knows keep their term, vote, epoch and master.
+    pub fn recover(config: CoreConfig, state: DurableState, seed: u64, now: Instant) -> Sentinel {
+        let mut s = Sentinel::build(config, state, seed, now);
+        for g in s.groups.values_mut() {
+            // The leases this sentinel granted just before it stopped are unknown; assume one
+            // was granted right now, so that a vote waits for it.
+            g.last_lease = Some(now);
+            if g.is_fenced() {
+                g.fenced_since = Some(now);
+            }
+        }
+        s
+    }
+
+    /// Feeds one observed fact.
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::NodeReplied { node, reply } => self.handle_node_replied(now, node, reply),
+            Input::ProbeFailed { node } => debug!(%node, "probe failed"),
+            Input::InfoReceived { node, seq, info } => self.handle_info(now, node, seq, info),
+            Input::GossipReceived { from, msg } => self.handle_gossip(now, from, msg),
+            Input::Persisted { version } => self.handle_persisted(version),
+            Input::FailoverRequested { group } => {
+                self.handle_admin_failover(now, &group, ElectionReason::Manual)
+            }
+            Input::SwitchoverRequested { group } => {
+                self.handle_admin_failover(now, &group, ElectionReason::Switchover)
+            }
+            Input::MaintenanceRequested { group, paused } => {
+                self.handle_maintenance(now, &group, paused)
+            }
+            Input::SentinelForgotten { id } => self.handle_forget(id),
+        }
+    }
+
+    /// Fires every timer whose deadline is at or before `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(timer) = self.timers.pop_expired(now) {
+            match timer {
+                Timer::Probe(node) => self.on_probe_timer(now, node),
+                Timer::Info(node) => self.on_info_timer(now, node),
+                Timer::Down(node) => self.on_down_timer(now, node),
+                Timer::Heartbeat => self.on_heartbeat_timer(now),
+                Timer::Election(group) => self.on_election_timer(now, &group),
+                Timer::Failover(group) => self.on_failover_timer(now, &group),
+            }
+        }
+    }
+
+    /// The next instant at which `handle_timeout` must be called. Changes after any `handle*`.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// The next action for the shell, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.out.pop_front()
+    }
+
+    /// This sentinel's id.
+    pub fn id(&self) -> SentinelId {
+        self.id
+    }
+
+    /// The winning config this sentinel knows for `group`: `(epoch, master)`.
+    pub fn config_of(&self, group: &GroupName) -> Option<(ConfigEpoch, NodeId)> {
+        self.groups
+            .get(group)
+            .map(|g| (g.durable.epoch, g.durable.master))
+    }
+
+    /// Whether this sentinel is leading a failover of `group` right now.
+    pub fn is_failing_over(&self, group: &GroupName) -> bool {
+        self.groups.get(group).is_some_and(|g| g.failover.is_some())
+    }
+
+    /// The durable state as it is in memory now (persisted or about to be).
+    pub fn durable(&self) -> DurableState {
+        DurableState {
+            version: self.version,
+            id: self.id,
+            voters: self.voters.clone(),
+            groups: self
+                .groups
+                .iter()
+                .map(|(name, g)| (name.clone(), g.durable.clone()))
+                .collect(),
+        }
+    }
+
+    fn build(cfg: CoreConfig, state: DurableState, seed: u64, now: Instant) -> Sentinel {
+        let mut s = Sentinel {
+            id: state.id,
+            rng: SmallRng::seed_from_u64(seed),
+            voters: state.voters,
+            groups: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            timers: Timers::default(),
+            out: VecDeque::new(),
+            held: VecDeque::new(),
+            version: state.version,
+            awaiting: None,
+            info_seq: InfoSeq(0),
+            last_heard: BTreeMap::new(),
+            cfg,
+        };
+        let mut durable_groups = state.groups;
+        for gcfg in s.cfg.groups.clone() {
+            let durable = durable_groups.remove(&gcfg.name).unwrap_or(DurableGroup {
+                term: Term(0),
+                vote: None,
+                abandoned: Term(0),
+                epoch: ConfigEpoch(0),
+                master: gcfg.master,
+                replicas: gcfg.replicas.iter().copied().collect(),
+            });
+            let name = gcfg.name.clone();
+            let members: Vec<NodeId> = std::iter::once(durable.master)
+                .chain(durable.replicas.iter().copied())
+                .collect();
+            s.groups.insert(
+                name.clone(),
+                Group {
+                    cfg: gcfg,
+                    durable,
+                    opinions: BTreeMap::new(),
+                    odown: false,
+                    paused: false,
+                    election: Election::Idle,
+                    failover: None,
+                    last_lease: None,
+                    fenced_since: None,
+                    disagree_since: BTreeMap::new(),
+                    last_opinion_push: None,
+                    master_replid: None,
+                },
+            );
+            for node in members {
+                s.watch_node(now, &name, node);
+            }
+        }
+        s.timers
+            .set(Timer::Heartbeat, now + s.cfg.heartbeat_interval);
+        s
+    }
+
+    /// Queues an action behind any unconfirmed `Persist`.
+    fn emit(&mut self, action: Action) {
+        if self.awaiting.is_some() {
+            self.held.push_back(action);
+        } else {
+            self.out.push_back(action);
+        }
+    }
+
+    /// Queues an action that does not depend on durable state, ahead of held ones.
+    fn emit_now(&mut self, action: Action) {
+        self.out.push_back(action);
+    }
+
+    fn publish(&mut self, event: Event) {
+        self.emit(Action::Publish(event));
+    }
+
+    /// Writes the current durable state; every action emitted after this waits for it.
+    fn persist(&mut self) {
+        self.version = PersistVersion(self.version.0 + 1);
+        let state = self.durable();
+        self.out.push_back(Action::Persist(state));
+        self.awaiting = Some(self.version);
+    }
+
+    fn handle_persisted(&mut self, version: PersistVersion) {
+        let Some(awaiting) = self.awaiting else {
+            return;
+        };
+        // Versions are confirmed in order; a confirmation of an older version releases
+        // nothing, since held actions may depend on the newer one.
+        if version < awaiting {
+            return;
+        }
+        self.awaiting = None;
+        self.out.extend(self.held.drain(..));
+    }
+
+    /// Sends `msg` to every other voter.
+    fn broadcast(&mut self, msg: Gossip) {
+        let peers: Vec<SentinelId> = self.peers().collect();
+        for to in peers {
+            self.emit(Action::SendGossip {
+                to,
+                msg: msg.clone(),
+            });
+        }
+    }
+
+    fn peers(&self) -> impl Iterator<Item = SentinelId> + '_ {
+        self.voters.iter().copied().filter(move |v| *v != self.id)
+    }
+
+    /// Votes needed to win: a majority of the voter set.
+    fn majority(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+
+    /// `d × (1 + clock_rate_bound)`: a duration measured on another clock, made safe on ours.
+    fn skewed(&self, d: Duration) -> Duration {
+        d.mul_f64(1.0 + self.cfg.clock_rate_bound)
+    }
+
+    fn random_duration(&mut self, max: Duration) -> Duration {
+        use rand::Rng;
+        if max.is_zero() {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(self.rng.random_range(0..=max.as_nanos() as u64))
+    }
+
+    #[cfg(test)]
+    fn bugs(&self) -> config::Bugs {
+        self.cfg.bugs
+    }
+}
+
+impl Group {
+    /// Whether this sentinel stopped granting leases: it voted in a term that no config and no
+    /// abandonment has settled yet.
+    fn is_fenced(&self) -> bool {
+        match self.durable.vote {
+            Some((term, _)) => {
+                ConfigEpoch::of_term(term) > self.durable.epoch && term > self.durable.abandoned
+            }
+            None => false,
+        }
+    }
+
+    fn voted_term(&self) -> Term {
+        self.durable.vote.map(|(t, _)| t).unwrap_or_default()
+    }
+}

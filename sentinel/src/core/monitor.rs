@@ -1,0 +1,433 @@
+//! Failure detection: probes, INFO, subjective and objective down, leases and convergence.
+//!
+//! Owns `NodeView` (what this sentinel knows of one data node) and the handlers of probe and
+//! INFO replies. Invariants: a node is SDOWN only after `down_after` without a valid reply, or
+//! when it is a master that restarted empty or reports `role:slave` for `down_after`; a lease is
+//! granted only to the master of the winning config, while it is healthy and while this
+//! sentinel is not fenced by a vote.
+
+use std::time::Instant;
+
+use tracing::{debug, info};
+
+use super::action::{Action, ElectionReason, Event, Lease};
+use super::election::Election;
+use super::input::{Gossip, NodeInfo, NodeRole, ProbeReply};
+use super::timers::Timer;
+use super::types::{GroupName, InfoSeq, NodeId};
+use super::{Group, Sentinel};
+
+/// What this sentinel knows of one data node.
+#[derive(Debug)]
+pub(super) struct NodeView {
+    pub(super) group: GroupName,
+    /// The last valid probe reply (or when watching started).
+    pub(super) last_valid: Instant,
+    /// No valid reply for `down_after`.
+    pub(super) unreachable: bool,
+    /// The node restarted with an empty dataset while it was the master.
+    pub(super) restarted_empty: bool,
+    /// Since when the configured master reports `role:slave`.
+    pub(super) role_mismatch_since: Option<Instant>,
+    /// The aggregate SDOWN state last announced.
+    pub(super) down: bool,
+    /// The last INFO, the sequence number of its request, and when it arrived.
+    pub(super) info: Option<(NodeInfo, InfoSeq, Instant)>,
+}
+
+impl Sentinel {
+    /// Starts probing `node` as a member of `group`.
+    pub(super) fn watch_node(&mut self, now: Instant, group: &GroupName, node: NodeId) {
+        if self.nodes.contains_key(&node) {
+            return;
+        }
+        self.nodes.insert(
+            node,
+            NodeView {
+                group: group.clone(),
+                last_valid: now,
+                unreachable: false,
+                restarted_empty: false,
+                role_mismatch_since: None,
+                down: false,
+                info: None,
+            },
+        );
+        // Spread probes over the interval so that 100 groups do not probe in lockstep.
+        let offset = self.random_duration(self.cfg.probe_interval);
+        self.timers.set(Timer::Probe(node), now + offset);
+        self.timers.set(Timer::Info(node), now + offset);
+        self.timers
+            .set(Timer::Down(node), now + self.down_after(group));
+    }
+
+    pub(super) fn on_probe_timer(&mut self, now: Instant, node: NodeId) {
+        self.emit_now(Action::Probe { node });
+        self.timers
+            .set(Timer::Probe(node), now + self.cfg.probe_interval);
+        self.refresh_down(now, node);
+        let Some(group) = self.nodes.get(&node).map(|v| v.group.clone()) else {
+            return;
+        };
+        if self
+            .groups
+            .get(&group)
+            .is_some_and(|g| g.durable.master == node)
+        {
+            self.refresh_opinion(now, &group);
+            self.evaluate_odown(now, &group);
+        }
+    }
+
+    pub(super) fn on_info_timer(&mut self, now: Instant, node: NodeId) {
+        let Some(group) = self.nodes.get(&node).map(|v| v.group.clone()) else {
+            return;
+        };
+        self.send_info(node);
+        let fast = self
+            .groups
+            .get(&group)
+            .is_some_and(|g| g.failover.is_some() || g.odown);
+        let every = if fast {
+            self.cfg.info_interval_failover
+        } else {
+            self.cfg.info_interval
+        };
+        self.timers.set(Timer::Info(node), now + every);
+    }
+
+    /// Sends INFO with a fresh sequence number and returns it.
+    pub(super) fn send_info(&mut self, node: NodeId) -> InfoSeq {
+        self.info_seq = InfoSeq(self.info_seq.0 + 1);
+        let seq = self.info_seq;
+        self.emit_now(Action::Info { node, seq });
+        seq
+    }
+
+    pub(super) fn on_down_timer(&mut self, now: Instant, node: NodeId) {
+        let Some(view) = self.nodes.get_mut(&node) else {
+            return;
+        };
+        view.unreachable = true;
+        self.refresh_down(now, node);
+    }
+
+    pub(super) fn handle_node_replied(&mut self, now: Instant, node: NodeId, reply: ProbeReply) {
+        let Some(view) = self.nodes.get_mut(&node) else {
+            debug!(%node, "reply from an unknown node ignored");
+            return;
+        };
+        let was_unreachable = view.unreachable;
+        view.last_valid = now;
+        view.unreachable = false;
+        let group = view.group.clone();
+        let down_after = self.down_after(&group);
+        self.timers.set(Timer::Down(node), now + down_after);
+        if was_unreachable {
+            // A node coming back may have restarted empty: look at it at once.
+            self.send_info(node);
+        }
+        self.refresh_down(now, node);
+        self.maybe_grant_lease(now, &group, node, reply);
+    }
+
+    pub(super) fn handle_info(&mut self, now: Instant, node: NodeId, seq: InfoSeq, info: NodeInfo) {
+        let Some(view) = self.nodes.get_mut(&node) else {
+            debug!(%node, "INFO from an unknown node ignored");
+            return;
+        };
+        if view.info.as_ref().is_some_and(|(_, s, _)| *s > seq) {
+            debug!(%node, "stale INFO reply ignored");
+            return;
+        }
+        let group_name = view.group.clone();
+        let restarted = view
+            .info
+            .as_ref()
+            .is_some_and(|(old, _, _)| old.run_id != info.run_id);
+        view.info = Some((info.clone(), seq, now));
+        let Some(group) = self.groups.get(&group_name) else {
+            return;
+        };
+        let is_master = group.durable.master == node;
+        let replicas_have_data = group.durable.replicas.iter().any(|r| {
+            self.nodes
+                .get(r)
+                .and_then(|v| v.info.as_ref())
+                .is_some_and(|(i, _, _)| i.offset.0 > 0)
+        });
+        if is_master && info.empty && (restarted || replicas_have_data) {
+            let view = self.nodes.get_mut(&node).expect("view looked up above");
+            if !view.restarted_empty {
+                view.restarted_empty = true;
+                info!(%node, group = %group_name, "master restarted empty; treated as down");
+                self.publish(Event::RestartedEmpty { node });
+            }
+        }
+        match (&info.role, is_master) {
+            (NodeRole::Replica { .. }, true) => {
+                let view = self.nodes.get_mut(&node).expect("view looked up above");
+                view.role_mismatch_since.get_or_insert(now);
+            }
+            (NodeRole::Master { replicas }, true) => {
+                let view = self.nodes.get_mut(&node).expect("view looked up above");
+                view.role_mismatch_since = None;
+                if let Some(g) = self.groups.get_mut(&group_name) {
+                    g.master_replid = Some(info.replid);
+                }
+                let unknown: Vec<NodeId> = replicas
+                    .iter()
+                    .copied()
+                    .filter(|r| !self.nodes.contains_key(r))
+                    .collect();
+                for r in unknown {
+                    self.discover_replica(now, &group_name, r);
+                }
+            }
+            _ => {}
+        }
+        self.refresh_down(now, node);
+        self.check_convergence(now, &group_name, node, &info);
+        self.failover_on_info(now, &group_name, node, seq);
+    }
+
+    fn discover_replica(&mut self, now: Instant, group: &GroupName, node: NodeId) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        if g.durable.replicas.insert(node) {
+            info!(%node, %group, "replica discovered");
+            self.watch_node(now, group, node);
+            self.persist();
+        }
+    }
+
+    /// Recomputes the aggregate SDOWN state of `node` and announces a change.
+    pub(super) fn refresh_down(&mut self, now: Instant, node: NodeId) {
+        let Some(view) = self.nodes.get(&node) else {
+            return;
+        };
+        let group = view.group.clone();
+        let down_after = self.down_after(&group);
+        let is_master = self
+            .groups
+            .get(&group)
+            .is_some_and(|g| g.durable.master == node);
+        let role_wrong = is_master
+            && view
+                .role_mismatch_since
+                .is_some_and(|since| now.saturating_duration_since(since) >= down_after);
+        let down = view.unreachable || (is_master && view.restarted_empty) || role_wrong;
+        if down == view.down {
+            return;
+        }
+        let view = self.nodes.get_mut(&node).expect("view looked up above");
+        view.down = down;
+        if down {
+            info!(%node, %group, "+sdown");
+            self.publish(Event::SubjectivelyDown { node });
+        } else {
+            info!(%node, %group, "-sdown");
+            self.publish(Event::SubjectivelyUp { node });
+        }
+        if is_master {
+            self.push_opinion(now, &group);
+            self.evaluate_odown(now, &group);
+        }
+    }
+
+    /// Whether this sentinel sees `group`'s current master down.
+    pub(super) fn master_down(&self, group: &GroupName) -> bool {
+        self.groups
+            .get(group)
+            .and_then(|g| self.nodes.get(&g.durable.master))
+            .is_some_and(|v| v.down)
+    }
+
+    fn push_opinion(&mut self, now: Instant, group: &GroupName) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        g.last_opinion_push = Some(now);
+        let master = g.durable.master;
+        let down = self.master_down(group);
+        self.broadcast(Gossip::Opinion {
+            group: group.clone(),
+            master,
+            down,
+        });
+    }
+
+    /// Re-sends a down opinion now and then, so that a lost message cannot block ODOWN.
+    fn refresh_opinion(&mut self, now: Instant, group: &GroupName) {
+        if !self.master_down(group) {
+            return;
+        }
+        let every = self.cfg.probe_interval * 3;
+        let due = self.groups.get(group).is_some_and(|g| {
+            g.last_opinion_push
+                .is_none_or(|t| now.saturating_duration_since(t) >= every)
+        });
+        if due {
+            self.push_opinion(now, group);
+        }
+    }
+
+    pub(super) fn handle_opinion(
+        &mut self,
+        now: Instant,
+        from: crate::core::SentinelId,
+        group: &GroupName,
+        master: NodeId,
+        down: bool,
+    ) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        if g.durable.master != master {
+            debug!(%group, %master, "opinion about another master ignored");
+            return;
+        }
+        g.opinions.insert(from, (down, now));
+        self.evaluate_odown(now, group);
+    }
+
+    /// ODOWN: `quorum` sentinels, this one included, saw the master down recently.
+    pub(super) fn evaluate_odown(&mut self, now: Instant, group: &GroupName) {
+        let self_down = self.master_down(group);
+        let window = self.cfg.probe_interval * 2 + self.down_after(group);
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let peers_down = g
+            .opinions
+            .values()
+            .filter(|(down, at)| *down && now.saturating_duration_since(*at) <= window)
+            .count();
+        let odown = self_down && peers_down + 1 >= g.cfg.quorum.get();
+        if odown == g.odown {
+            return;
+        }
+        g.odown = odown;
+        if odown {
+            info!(%group, "+odown");
+            self.publish(Event::ObjectivelyDown {
+                group: group.clone(),
+            });
+            self.maybe_start_election(now, group, ElectionReason::MasterDown);
+        } else {
+            info!(%group, "-odown");
+            self.publish(Event::ObjectivelyUp {
+                group: group.clone(),
+            });
+            let g = self.groups.get_mut(group).expect("group looked up above");
+            if matches!(
+                g.election,
+                Election::Jitter { .. } | Election::Backoff { .. }
+            ) {
+                g.election = Election::Idle;
+                self.timers.cancel(&Timer::Election(group.clone()));
+            }
+        }
+    }
+
+    fn maybe_grant_lease(
+        &mut self,
+        now: Instant,
+        group: &GroupName,
+        node: NodeId,
+        reply: ProbeReply,
+    ) {
+        let Some(start) = reply.clock else {
+            return;
+        };
+        let majority = self.majority();
+        let Some(g) = self.groups.get(group) else {
+            return;
+        };
+        if g.durable.master != node || g.is_fenced() || g.failover.is_some() {
+            return;
+        }
+        let Some(view) = self.nodes.get(&node) else {
+            return;
+        };
+        let role_ok = view
+            .info
+            .as_ref()
+            .is_some_and(|(i, _, _)| matches!(i.role, NodeRole::Master { .. }));
+        if view.down || !role_ok {
+            return;
+        }
+        let lease = Lease {
+            from: self.id,
+            start,
+            ttl: self.cfg.lease_ttl,
+            majority: u8::try_from(majority).unwrap_or(u8::MAX),
+        };
+        self.groups
+            .get_mut(group)
+            .expect("group looked up above")
+            .last_lease = Some(now);
+        self.emit(Action::GrantLease { node, lease });
+    }
+
+    /// Reconfigures a node that disagrees with the winning config for `convergence_grace`.
+    fn check_convergence(
+        &mut self,
+        now: Instant,
+        group: &GroupName,
+        node: NodeId,
+        info: &NodeInfo,
+    ) {
+        let in_contact = self.in_contact_with_majority(now);
+        let Some(g) = self.groups.get(group) else {
+            return;
+        };
+        let master = g.durable.master;
+        let agrees = match &info.role {
+            NodeRole::Master { .. } => node == master,
+            NodeRole::Replica { master: m, .. } => node != master && *m == master,
+        };
+        // The configured master reporting `role:slave` is handled as SDOWN, not reconfigured;
+        // a group in failover is the leader's business.
+        if agrees || node == master || g.failover.is_some() || g.paused {
+            self.groups
+                .get_mut(group)
+                .expect("group looked up above")
+                .disagree_since
+                .remove(&node);
+            return;
+        }
+        let master_ok = self.nodes.get(&master).is_some_and(|v| !v.down);
+        let node_ok = self.nodes.get(&node).is_some_and(|v| !v.down);
+        let grace = self.cfg.convergence_grace;
+        let g = self.groups.get_mut(group).expect("group looked up above");
+        let since = *g.disagree_since.entry(node).or_insert(now);
+        if now.saturating_duration_since(since) < grace || !master_ok || !node_ok || !in_contact {
+            return;
+        }
+        g.disagree_since.insert(node, now);
+        info!(%node, %group, %master, "+convert-to-slave");
+        self.emit(Action::Reconfigure { node, master });
+        self.publish(Event::ConvertedToReplica {
+            group: group.clone(),
+            node,
+            master,
+        });
+    }
+
+    pub(super) fn down_after(&self, group: &GroupName) -> std::time::Duration {
+        self.groups
+            .get(group)
+            .map(|g| g.cfg.down_after)
+            .unwrap_or(self.cfg.probe_interval * 50)
+    }
+}
+
+impl Group {
+    /// Drops opinions about a master that is no longer the master.
+    pub(super) fn forget_opinions(&mut self) {
+        self.opinions.clear();
+        self.last_opinion_push = None;
+    }
+}

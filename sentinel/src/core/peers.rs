@@ -1,0 +1,255 @@
+//! Peers: gossip dispatch, heartbeats, membership and config convergence between sentinels.
+//!
+//! Owns the handlers of every `Gossip` message, the heartbeat timer and the adoption of newer
+//! configs. Invariants: the config with the highest epoch wins and an epoch never decreases;
+//! messages from a sentinel outside the voter set are ignored, except `Hello`; a voter leaves
+//! the set only when an operator forgets it, never because it went quiet.
+
+use std::time::Instant;
+
+use tracing::{debug, info};
+
+use super::Sentinel;
+use super::action::{AbortReason, ElectionReason, Event};
+use super::election::Election;
+use super::input::Gossip;
+use super::timers::Timer;
+use super::types::{ConfigEpoch, GroupName, NodeId, SentinelId};
+
+impl Sentinel {
+    pub(super) fn handle_gossip(&mut self, now: Instant, from: SentinelId, msg: Gossip) {
+        if from == self.id {
+            return;
+        }
+        if !self.voters.contains(&from) {
+            if msg == Gossip::Hello {
+                self.add_voter(from);
+            } else {
+                debug!(peer = %from, "gossip from a non-member ignored");
+            }
+            return;
+        }
+        self.last_heard.insert(from, now);
+        match msg {
+            Gossip::Hello => {}
+            Gossip::Opinion {
+                group,
+                master,
+                down,
+            } => self.handle_opinion(now, from, &group, master, down),
+            Gossip::RequestVote {
+                group,
+                term,
+                epoch,
+                reason,
+            } => self.handle_request_vote(now, from, &group, term, epoch, reason),
+            Gossip::Vote {
+                group,
+                term,
+                granted,
+                lease_wait,
+            } => self.handle_vote(now, from, &group, term, granted, lease_wait),
+            Gossip::Abandoned { group, term } => self.handle_abandoned(from, &group, term),
+            Gossip::Config {
+                group,
+                epoch,
+                master,
+            } => self.adopt_config(now, &group, epoch, master),
+            Gossip::Heartbeat { voters: _, configs } => {
+                for (group, epoch, master) in configs {
+                    let Some(mine) = self
+                        .groups
+                        .get(&group)
+                        .map(|g| (g.durable.epoch, g.durable.master))
+                    else {
+                        continue;
+                    };
+                    if epoch > mine.0 {
+                        self.adopt_config(now, &group, epoch, master);
+                    } else if epoch < mine.0 {
+                        // The peer is behind: tell it at once rather than at our next heartbeat.
+                        self.emit(crate::core::Action::SendGossip {
+                            to: from,
+                            msg: Gossip::Config {
+                                group,
+                                epoch: mine.0,
+                                master: mine.1,
+                            },
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_heartbeat_timer(&mut self, now: Instant) {
+        self.timers
+            .set(Timer::Heartbeat, now + self.cfg.heartbeat_interval);
+        let configs: Vec<(GroupName, ConfigEpoch, NodeId)> = self
+            .groups
+            .iter()
+            .map(|(name, g)| (name.clone(), g.durable.epoch, g.durable.master))
+            .collect();
+        let voters: Vec<SentinelId> = self.voters.iter().copied().collect();
+        self.broadcast(Gossip::Heartbeat { voters, configs });
+        // A fence that no config and no abandonment settled (its leader died) is settled by a
+        // new election, so that the master gets its leases back.
+        let stale: Vec<GroupName> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| {
+                g.is_fenced()
+                    && g.failover.is_none()
+                    && matches!(g.election, Election::Idle)
+                    && g.fenced_since
+                        .is_some_and(|t| now.saturating_duration_since(t) >= g.cfg.failover_timeout)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for group in stale {
+            self.maybe_start_election(now, &group, ElectionReason::Fenced);
+        }
+    }
+
+    /// Installs `(epoch, master)` for `group` if it is newer than ours.
+    pub(super) fn adopt_config(
+        &mut self,
+        now: Instant,
+        group: &GroupName,
+        epoch: ConfigEpoch,
+        master: NodeId,
+    ) {
+        let Some(g) = self.groups.get(group) else {
+            return;
+        };
+        if epoch < g.durable.epoch || (epoch == g.durable.epoch && master == g.durable.master) {
+            return;
+        }
+        if epoch == g.durable.epoch {
+            debug!(%group, %epoch, %master, "conflicting config of the same epoch ignored");
+            return;
+        }
+        if let Some(f) = g.failover.as_ref() {
+            if f.promoted() {
+                // Our own promotion lost to a newer one; the newer config wins.
+                let g = self.groups.get_mut(group).expect("group looked up above");
+                g.failover = None;
+                g.election = Election::Idle;
+                self.timers.cancel(&Timer::Failover(group.clone()));
+            } else {
+                self.abort_failover(now, group, AbortReason::NewerConfig);
+            }
+        }
+        let g = self.groups.get_mut(group).expect("group looked up above");
+        if !matches!(g.election, Election::Idle) {
+            g.election = Election::Idle;
+            self.timers.cancel(&Timer::Election(group.clone()));
+        }
+        let old = g.durable.master;
+        g.durable.epoch = epoch;
+        g.durable.master = master;
+        g.durable.replicas.remove(&master);
+        if old != master {
+            g.durable.replicas.insert(old);
+        }
+        g.forget_opinions();
+        g.disagree_since.clear();
+        g.master_replid = None;
+        if !g.is_fenced() {
+            g.fenced_since = None;
+        }
+        info!(%group, %old, new = %master, %epoch, "+switch-master");
+        self.persist();
+        self.publish(Event::SwitchMaster {
+            group: group.clone(),
+            old,
+            new: master,
+            epoch,
+        });
+        if !self.nodes.contains_key(&master) {
+            self.watch_node(now, group, master);
+        }
+        self.after_master_change(now, group, old);
+    }
+
+    /// Re-evaluates the group after its master changed from `old`.
+    pub(super) fn after_master_change(&mut self, now: Instant, group: &GroupName, old: NodeId) {
+        if let Some(v) = self.nodes.get_mut(&old) {
+            v.restarted_empty = false;
+            v.role_mismatch_since = None;
+        }
+        let Some(master) = self.groups.get(group).map(|g| g.durable.master) else {
+            return;
+        };
+        if let Some(v) = self.nodes.get_mut(&master) {
+            v.restarted_empty = false;
+        }
+        self.refresh_down(now, old);
+        self.refresh_down(now, master);
+        let g = self.groups.get_mut(group).expect("group looked up above");
+        if g.odown {
+            g.odown = false;
+            self.publish(Event::ObjectivelyUp {
+                group: group.clone(),
+            });
+        }
+        // Lease grants need the new master's role; read it now rather than in a second.
+        self.send_info(master);
+        self.evaluate_odown(now, group);
+    }
+
+    /// Whether this sentinel heard from a majority of voters (itself included) recently.
+    pub(super) fn in_contact_with_majority(&self, now: Instant) -> bool {
+        let window = self.cfg.heartbeat_interval * 3;
+        let heard = self
+            .last_heard
+            .iter()
+            .filter(|(id, at)| {
+                self.voters.contains(id) && now.saturating_duration_since(**at) <= window
+            })
+            .count();
+        heard + 1 >= self.majority()
+    }
+
+    pub(super) fn handle_maintenance(&mut self, now: Instant, group: &GroupName, paused: bool) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        if g.paused == paused {
+            return;
+        }
+        g.paused = paused;
+        let abort = paused && g.failover.as_ref().is_some_and(|f| !f.promoting());
+        info!(%group, paused, "maintenance");
+        self.publish(Event::Maintenance {
+            group: group.clone(),
+            paused,
+        });
+        if abort {
+            self.abort_failover(now, group, AbortReason::Maintenance);
+        }
+        if !paused {
+            self.evaluate_odown(now, group);
+        }
+    }
+
+    fn add_voter(&mut self, id: SentinelId) {
+        if self.voters.insert(id) {
+            info!(peer = %id, "+sentinel");
+            self.persist();
+            self.publish(Event::SentinelAdded { id });
+        }
+    }
+
+    /// FIXME: the operator must forget a sentinel on every sentinel; agreeing on voter-set
+    /// changes through the term/vote path (joint consensus) is not done yet.
+    pub(super) fn handle_forget(&mut self, id: SentinelId) {
+        if id == self.id || !self.voters.remove(&id) {
+            return;
+        }
+        info!(peer = %id, "-sentinel");
+        self.last_heard.remove(&id);
+        self.persist();
+        self.publish(Event::SentinelRemoved { id });
+    }
+}

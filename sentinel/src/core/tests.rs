@@ -1,0 +1,1 @@
+//! Core transition tests: one `Sentinel`, chosen inputs and instants, exact action lists.

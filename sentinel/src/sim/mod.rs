@@ -1,0 +1,894 @@
+//! The deterministic simulator: sentinels and modelled data nodes on a virtual network and clock.
+//!
+//! Owns `Sim`: one seed drives message delay, loss, duplication and reordering, partitions of
+//! any subset of sentinels and data nodes, sentinel crashes (keeping only what was persisted),
+//! data-node crashes, pauses and empty restarts, and bounded clock-rate skew. The virtual clock
+//! jumps to the earliest sentinel `poll_timeout` or queued event. After every event the
+//! `Checker` looks at what happened. Invariant: nothing here reads the real clock except once,
+//! for the base instant, and nothing is random except through the seeded generator, so a seed
+//! replays exactly.
+
+pub mod check;
+pub mod node;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU8;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::core::{
+    Action, ConfigEpoch, CoreConfig, DurableState, Event, Gossip, GroupConfig, GroupName, InfoSeq,
+    Input, Lease, NodeId, NodeInfo, ProbeReply, ProbeStatus, Quorum, Sentinel, SentinelId,
+};
+use check::Checker;
+use node::{DataNode, Role};
+
+/// Something that sends or receives messages.
+#[derive(Clone, Copy, Debug, Eq, Ord, PartialEq, PartialOrd)]
+pub enum Endpoint {
+    S(usize),
+    N(usize),
+}
+
+/// A message in flight.
+#[derive(Clone, Debug)]
+pub enum Msg {
+    Gossip {
+        from: SentinelId,
+        msg: Gossip,
+    },
+    Probe {
+        from: usize,
+    },
+    Info {
+        from: usize,
+        seq: InfoSeq,
+    },
+    Lease(Lease),
+    Promote,
+    Reconfigure(NodeId),
+    Pause(Duration),
+    Unpause,
+    ProbeReply {
+        node: NodeId,
+        reply: ProbeReply,
+    },
+    InfoReply {
+        node: NodeId,
+        seq: InfoSeq,
+        info: NodeInfo,
+    },
+}
+
+/// A fault (or its repair) applied at a point in virtual time.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    CrashSentinel(usize),
+    RestartSentinel(usize),
+    CrashNode(usize),
+    RestartNode {
+        node: usize,
+        empty: bool,
+    },
+    PauseNode(usize),
+    ResumeNode(usize),
+    /// These endpoints on one side, everything else on the other.
+    Partition(Vec<Endpoint>),
+    Heal,
+}
+
+#[derive(Debug)]
+enum Ev {
+    Deliver {
+        from: Endpoint,
+        to: Endpoint,
+        msg: Msg,
+    },
+    PersistDone {
+        s: usize,
+        incarnation: u64,
+        state: DurableState,
+    },
+    ReplTick,
+    ClientTick,
+    Fault(Fault),
+}
+
+/// Knobs of one simulation.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub seed: u64,
+    pub sentinels: usize,
+    pub groups: usize,
+    pub replicas: usize,
+    /// Defaults to a majority of the sentinels.
+    pub quorum: Option<u8>,
+    /// Uniform one-way message delay.
+    pub delay: (Duration, Duration),
+    pub loss: f64,
+    pub dup: f64,
+    /// Probability that a message is held back up to `slow_max` more (reordering).
+    pub slow: f64,
+    pub slow_max: Duration,
+    /// Clock rates are drawn within ±`skew_ppm` of real time.
+    pub skew_ppm: i64,
+    pub sync_replicas: u8,
+    /// Clients write to every node that believes it is a master.
+    pub writes: bool,
+    /// Collect every published event with its time (figures).
+    pub record: bool,
+    pub core: CoreConfig,
+}
+
+pub struct SimSentinel {
+    pub id: SentinelId,
+    pub core: Option<Sentinel>,
+    pub disk: Option<DurableState>,
+    skew_ppm: i64,
+    incarnation: u64,
+    disk_busy_until: Duration,
+    wake: Option<Duration>,
+}
+
+pub struct Sim {
+    pub opts: Options,
+    rng: SmallRng,
+    pub now: Duration,
+    base: Instant,
+    seq: u64,
+    queue: BTreeMap<(Duration, u64), Ev>,
+    pub sentinels: Vec<SimSentinel>,
+    pub nodes: Vec<DataNode>,
+    /// Partition side of each sentinel and node; messages cross only within one side.
+    side_s: Vec<u8>,
+    side_n: Vec<u8>,
+    pub check: Checker,
+    pub groups: Vec<GroupName>,
+    next_write: u64,
+    next_id: u64,
+    pub events: Vec<(Duration, SentinelId, Event)>,
+}
+
+/// How long a replica waits before reconnecting to a master that closed the link.
+const RECONNECT: Duration = Duration::from_secs(1);
+const REPL_TICK: Duration = Duration::from_millis(10);
+const CLIENT_TICK: Duration = Duration::from_millis(15);
+
+impl Options {
+    /// Fast timings that keep thousands of seeds cheap in a debug build.
+    pub fn fast(seed: u64) -> Options {
+        let mut core = CoreConfig::new(Default::default(), Vec::new());
+        core.info_interval = Duration::from_millis(500);
+        core.heartbeat_interval = Duration::from_millis(500);
+        core.lease_ttl = Duration::from_millis(400);
+        core.convergence_grace = Duration::from_millis(1000);
+        Options {
+            seed,
+            sentinels: 3,
+            groups: 1,
+            replicas: 2,
+            quorum: None,
+            delay: (Duration::from_micros(100), Duration::from_millis(2)),
+            loss: 0.0,
+            dup: 0.0,
+            slow: 0.0,
+            slow_max: Duration::from_millis(30),
+            skew_ppm: 3000,
+            sync_replicas: 0,
+            writes: true,
+            record: false,
+            core,
+        }
+    }
+
+    /// The per-group settings used by `fast`.
+    fn group(&self, g: usize, quorum: Quorum) -> GroupConfig {
+        let first = g * (1 + self.replicas);
+        let master = NodeId(first as u32);
+        let replicas = (1..=self.replicas)
+            .map(|r| NodeId((first + r) as u32))
+            .collect();
+        let mut cfg = GroupConfig::new(&format!("g{g}"), master, replicas, quorum);
+        cfg.down_after = Duration::from_millis(600);
+        cfg.failover_timeout = Duration::from_secs(2);
+        cfg.sync_replicas = self.sync_replicas;
+        cfg
+    }
+}
+
+impl Sim {
+    pub fn new(opts: Options) -> Sim {
+        let mut rng = SmallRng::seed_from_u64(opts.seed);
+        let quorum_n = opts.quorum.unwrap_or((opts.sentinels / 2 + 1) as u8).max(1);
+        let quorum = Quorum(NonZeroU8::new(quorum_n).expect("quorum is at least one"));
+        let mut core = opts.core.clone();
+        core.voters = (0..opts.sentinels).map(|i| SentinelId(i as u32)).collect();
+        core.groups = (0..opts.groups).map(|g| opts.group(g, quorum)).collect();
+        let groups: Vec<GroupName> = core.groups.iter().map(|g| g.name.clone()).collect();
+        core.validate().expect("simulation config is valid");
+        let mut opts = opts;
+        opts.core = core;
+        let skew = opts.skew_ppm;
+        let mut nodes = Vec::new();
+        let mut next_id = 1;
+        for g in 0..opts.groups {
+            let first = g * (1 + opts.replicas);
+            for r in 0..=opts.replicas {
+                let role = if r == 0 {
+                    Role::Master
+                } else {
+                    Role::Replica(NodeId(first as u32))
+                };
+                let ppm = rng.random_range(-skew..=skew);
+                nodes.push(DataNode::new(
+                    NodeId((first + r) as u32),
+                    g,
+                    role,
+                    ppm,
+                    next_id,
+                ));
+                next_id += 1;
+            }
+        }
+        let sentinels = (0..opts.sentinels)
+            .map(|i| SimSentinel {
+                id: SentinelId(i as u32),
+                core: None,
+                disk: None,
+                skew_ppm: rng.random_range(-skew..=skew),
+                incarnation: 0,
+                disk_busy_until: Duration::ZERO,
+                wake: None,
+            })
+            .collect();
+        let mut sim = Sim {
+            side_s: vec![0; opts.sentinels],
+            side_n: vec![0; nodes.len()],
+            opts,
+            rng,
+            now: Duration::ZERO,
+            base: crate::testutil::t0(),
+            seq: 0,
+            queue: BTreeMap::new(),
+            sentinels,
+            nodes,
+            check: Checker::default(),
+            groups,
+            next_write: 1,
+            next_id,
+            events: Vec::new(),
+        };
+        for i in 0..sim.sentinels.len() {
+            sim.start_sentinel(i);
+        }
+        sim.schedule(REPL_TICK, Ev::ReplTick);
+        sim.schedule(CLIENT_TICK, Ev::ClientTick);
+        sim
+    }
+
+    /// Applies `fault` at absolute virtual time `at`.
+    pub fn fault_at(&mut self, at: Duration, fault: Fault) {
+        let delay = at.saturating_sub(self.now);
+        self.schedule(delay, Ev::Fault(fault));
+    }
+
+    /// Applies `fault` now.
+    pub fn fault(&mut self, fault: Fault) {
+        self.apply_fault(fault);
+    }
+
+    /// Runs until virtual time `end`, or until the first violation.
+    pub fn run_until(&mut self, end: Duration) {
+        while self.check.violation.is_none() {
+            let next_q = self.queue.first_key_value().map(|(k, _)| k.0);
+            let next_w = self
+                .sentinels
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.wake.map(|w| (w, i)))
+                .min();
+            let wake_first = match (next_q, next_w) {
+                (None, None) => break,
+                (Some(q), Some((w, _))) => w < q,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+            };
+            let t = if wake_first {
+                next_w.expect("checked above").0
+            } else {
+                next_q.expect("checked above")
+            };
+            if t > end {
+                break;
+            }
+            self.now = self.now.max(t);
+            if wake_first {
+                let i = next_w.expect("checked above").1;
+                self.wake_sentinel(i);
+            } else {
+                let (_, ev) = self.queue.pop_first().expect("checked above");
+                self.process(ev);
+            }
+        }
+        if self.check.violation.is_none() {
+            self.now = self.now.max(end);
+        }
+    }
+
+    /// Runs for `d` more virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        self.run_until(end);
+    }
+
+    /// The first violated invariant, with the seed to replay it.
+    pub fn result(&self) -> Result<(), String> {
+        match &self.check.violation {
+            Some(v) => Err(format!("seed {}: {v}", self.opts.seed)),
+            None => Ok(()),
+        }
+    }
+
+    /// The config every running sentinel agrees on for group `g`, or why there is none.
+    pub fn agreed_config(&self, g: usize) -> Result<(ConfigEpoch, NodeId), String> {
+        let name = &self.groups[g];
+        let mut seen = None;
+        for s in &self.sentinels {
+            let Some(core) = &s.core else { continue };
+            let c = core
+                .config_of(name)
+                .expect("every sentinel watches every group");
+            match seen {
+                None => seen = Some(c),
+                Some(prev) if prev != c => {
+                    return Err(format!(
+                        "{name}: sentinels disagree: {prev:?} vs {c:?} ({})",
+                        s.id
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        seen.ok_or_else(|| "no sentinel is running".to_string())
+    }
+
+    /// Invariant 4 and 6 after faults healed: one agreed master per group, every data node
+    /// following it, and (with sync replicas) every acknowledged write on it.
+    pub fn check_converged(&self) -> Result<(), String> {
+        let seed = self.opts.seed;
+        self.result()?;
+        for g in 0..self.groups.len() {
+            let (_, master) = self
+                .agreed_config(g)
+                .map_err(|e| format!("seed {seed}: invariant 4: {e}"))?;
+            let name = &self.groups[g];
+            let m = &self.nodes[master.0 as usize];
+            if !m.up || m.role != Role::Master {
+                return Err(format!(
+                    "seed {seed}: invariant 4: agreed master {master} of {name} is up={} role={:?}",
+                    m.up, m.role
+                ));
+            }
+            for n in self
+                .nodes
+                .iter()
+                .filter(|n| n.group == g && n.id != master && n.up)
+            {
+                if n.role != Role::Replica(master) || !n.link.up {
+                    return Err(format!(
+                        "seed {seed}: invariant 4: {} of {name} is {:?} (link up {}), master is {master}",
+                        n.id, n.role, n.link.up
+                    ));
+                }
+            }
+            if let Some(acked) = self.check.acked.get(name) {
+                let have: std::collections::BTreeSet<u64> = m.log.iter().copied().collect();
+                if let Some(lost) = acked.iter().find(|w| !have.contains(w)) {
+                    return Err(format!(
+                        "seed {seed}: invariant 6: acknowledged write {lost} of {name} is not on master {master}"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The node the running sentinels' majority considers master of group `g` (any one's view).
+    pub fn master_of(&self, g: usize) -> NodeId {
+        let name = &self.groups[g];
+        self.sentinels
+            .iter()
+            .filter_map(|s| s.core.as_ref())
+            .filter_map(|c| c.config_of(name))
+            .max_by_key(|(e, _)| *e)
+            .map(|(_, m)| m)
+            .unwrap_or(NodeId((g * (1 + self.opts.replicas)) as u32))
+    }
+
+    pub fn rng(&mut self) -> &mut SmallRng {
+        &mut self.rng
+    }
+
+    fn local(&self, i: usize, real: Duration) -> Instant {
+        let r = real.as_nanos() as i128;
+        let l = r + r * i128::from(self.sentinels[i].skew_ppm) / 1_000_000;
+        self.base + Duration::from_nanos(l as u64)
+    }
+
+    fn real_of_local(&self, i: usize, local: Instant) -> Duration {
+        let l = local.saturating_duration_since(self.base).as_nanos() as i128;
+        let rate = 1_000_000 + i128::from(self.sentinels[i].skew_ppm);
+        let mut r = Duration::from_nanos(((l * 1_000_000 + rate - 1) / rate) as u64);
+        while self.local(i, r) < local {
+            r += Duration::from_nanos(1);
+        }
+        r
+    }
+
+    fn schedule(&mut self, delay: Duration, ev: Ev) {
+        self.seq += 1;
+        self.queue.insert((self.now + delay, self.seq), ev);
+    }
+
+    fn start_sentinel(&mut self, i: usize) {
+        let now = self.local(i, self.now);
+        let seed = self.opts.seed
+            ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (self.sentinels[i].incarnation << 32);
+        let cfg = self.opts.core.clone();
+        let s = &mut self.sentinels[i];
+        s.core = Some(match s.disk.clone() {
+            Some(disk) => Sentinel::recover(cfg, disk, seed, now),
+            None => Sentinel::new(s.id, cfg, seed, now),
+        });
+        self.drain(i);
+    }
+
+    fn wake_sentinel(&mut self, i: usize) {
+        let now = self.local(i, self.now);
+        let Some(core) = self.sentinels[i].core.as_mut() else {
+            self.sentinels[i].wake = None;
+            return;
+        };
+        core.handle_timeout(now);
+        self.drain(i);
+    }
+
+    fn feed(&mut self, i: usize, input: Input) {
+        let now = self.local(i, self.now);
+        let Some(core) = self.sentinels[i].core.as_mut() else {
+            return;
+        };
+        core.handle(now, input);
+        self.drain(i);
+    }
+
+    /// Executes every action the sentinel produced, then re-reads its timeout.
+    fn drain(&mut self, i: usize) {
+        let mut actions = Vec::new();
+        if let Some(core) = self.sentinels[i].core.as_mut() {
+            while let Some(a) = core.poll_action() {
+                actions.push(a);
+            }
+        }
+        for a in actions {
+            self.execute(i, a);
+        }
+        let next = self.sentinels[i]
+            .core
+            .as_ref()
+            .and_then(|c| c.poll_timeout());
+        self.sentinels[i].wake = next.map(|t| self.real_of_local(i, t).max(self.now));
+    }
+
+    fn execute(&mut self, i: usize, action: Action) {
+        let from = Endpoint::S(i);
+        let id = self.sentinels[i].id;
+        match action {
+            Action::Persist(state) => {
+                let fsync = Duration::from_micros(self.rng.random_range(50..500));
+                let s = &mut self.sentinels[i];
+                let done = s.disk_busy_until.max(self.now) + fsync;
+                s.disk_busy_until = done;
+                let incarnation = s.incarnation;
+                let delay = done - self.now;
+                self.schedule(
+                    delay,
+                    Ev::PersistDone {
+                        s: i,
+                        incarnation,
+                        state,
+                    },
+                );
+            }
+            Action::Probe { node } => {
+                self.send(from, Endpoint::N(node.0 as usize), Msg::Probe { from: i })
+            }
+            Action::Info { node, seq } => self.send(
+                from,
+                Endpoint::N(node.0 as usize),
+                Msg::Info { from: i, seq },
+            ),
+            Action::SendGossip { to, msg } => {
+                if let Gossip::Vote {
+                    group,
+                    term,
+                    granted: true,
+                    ..
+                } = &msg
+                {
+                    let disk = self.sentinels[i].disk.as_ref();
+                    self.check.vote_sent(self.now, id, disk, group, *term, to);
+                }
+                self.send(
+                    from,
+                    Endpoint::S(to.0 as usize),
+                    Msg::Gossip { from: id, msg },
+                );
+            }
+            Action::GrantLease { node, lease } => {
+                self.send(from, Endpoint::N(node.0 as usize), Msg::Lease(lease))
+            }
+            Action::Promote { node } => self.send(from, Endpoint::N(node.0 as usize), Msg::Promote),
+            Action::Reconfigure { node, master } => {
+                self.send(from, Endpoint::N(node.0 as usize), Msg::Reconfigure(master))
+            }
+            Action::PauseWrites { node, timeout } => {
+                self.send(from, Endpoint::N(node.0 as usize), Msg::Pause(timeout))
+            }
+            Action::UnpauseWrites { node } => {
+                self.send(from, Endpoint::N(node.0 as usize), Msg::Unpause)
+            }
+            Action::Publish(event) => {
+                match &event {
+                    Event::Elected { group, term } => {
+                        self.check.elected(self.now, group, *term, id)
+                    }
+                    Event::Promoted { group, node, epoch }
+                    | Event::Reaffirmed { group, node, epoch } => {
+                        self.check.promoted(self.now, group, *epoch, *node)
+                    }
+                    Event::SwitchMaster { group, epoch, .. } => {
+                        self.check.published(self.now, id, group, *epoch)
+                    }
+                    _ => {}
+                }
+                if self.opts.record {
+                    self.events.push((self.now, id, event));
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, from: Endpoint, to: Endpoint, msg: Msg) {
+        if self.opts.loss > 0.0 && self.rng.random_bool(self.opts.loss) {
+            return;
+        }
+        let copies = if self.opts.dup > 0.0 && self.rng.random_bool(self.opts.dup) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let (lo, hi) = self.opts.delay;
+            let mut delay = Duration::from_nanos(
+                self.rng
+                    .random_range(lo.as_nanos() as u64..=hi.as_nanos() as u64),
+            );
+            if self.opts.slow > 0.0 && self.rng.random_bool(self.opts.slow) {
+                delay += Duration::from_nanos(
+                    self.rng
+                        .random_range(0..=self.opts.slow_max.as_nanos() as u64),
+                );
+            }
+            self.schedule(
+                delay,
+                Ev::Deliver {
+                    from,
+                    to,
+                    msg: msg.clone(),
+                },
+            );
+        }
+    }
+
+    fn reachable(&self, a: Endpoint, b: Endpoint) -> bool {
+        let side = |e: Endpoint| match e {
+            Endpoint::S(i) => self.side_s[i],
+            Endpoint::N(i) => self.side_n[i],
+        };
+        side(a) == side(b)
+    }
+
+    fn process(&mut self, ev: Ev) {
+        match ev {
+            Ev::Deliver { from, to, msg } => {
+                if !self.reachable(from, to) {
+                    return;
+                }
+                match to {
+                    Endpoint::S(i) => self.deliver_to_sentinel(i, msg),
+                    Endpoint::N(n) => {
+                        let node = &mut self.nodes[n];
+                        if !node.up {
+                            return;
+                        }
+                        if node.paused {
+                            node.inbox.push(msg);
+                            return;
+                        }
+                        self.deliver_to_node(n, msg);
+                    }
+                }
+            }
+            Ev::PersistDone {
+                s,
+                incarnation,
+                state,
+            } => {
+                let sen = &self.sentinels[s];
+                if sen.incarnation != incarnation {
+                    // The process died before fsync returned: the write never happened.
+                    return;
+                }
+                self.check.persisted(self.now, sen.disk.as_ref(), &state);
+                let version = state.version;
+                self.sentinels[s].disk = Some(state);
+                self.feed(s, Input::Persisted { version });
+            }
+            Ev::ReplTick => {
+                self.replicate();
+                self.schedule(REPL_TICK, Ev::ReplTick);
+            }
+            Ev::ClientTick => {
+                if self.opts.writes {
+                    self.client_writes();
+                }
+                self.schedule(CLIENT_TICK, Ev::ClientTick);
+            }
+            Ev::Fault(f) => self.apply_fault(f),
+        }
+    }
+
+    fn deliver_to_sentinel(&mut self, i: usize, msg: Msg) {
+        let input = match msg {
+            Msg::Gossip { from, msg } => Input::GossipReceived { from, msg },
+            Msg::ProbeReply { node, reply } => Input::NodeReplied { node, reply },
+            Msg::InfoReply { node, seq, info } => Input::InfoReceived { node, seq, info },
+            _ => return,
+        };
+        self.feed(i, input);
+    }
+
+    fn deliver_to_node(&mut self, n: usize, msg: Msg) {
+        let now = self.now;
+        let id = self.nodes[n].id;
+        match msg {
+            Msg::Probe { from } => {
+                let reply = ProbeReply {
+                    status: ProbeStatus::Pong,
+                    clock: Some(self.nodes[n].node_clock(now)),
+                };
+                self.send(
+                    Endpoint::N(n),
+                    Endpoint::S(from),
+                    Msg::ProbeReply { node: id, reply },
+                );
+            }
+            Msg::Info { from, seq } => {
+                let linked: Vec<NodeId> = self
+                    .nodes
+                    .iter()
+                    .filter(|r| r.up && r.role == Role::Replica(id) && r.link.up)
+                    .map(|r| r.id)
+                    .collect();
+                let info = self.nodes[n].info(linked);
+                self.send(
+                    Endpoint::N(n),
+                    Endpoint::S(from),
+                    Msg::InfoReply {
+                        node: id,
+                        seq,
+                        info,
+                    },
+                );
+            }
+            Msg::Lease(lease) => self.nodes[n].grant(lease),
+            Msg::Promote => {
+                let replid = self.fresh_id();
+                self.nodes[n].become_master(now, replid);
+            }
+            Msg::Reconfigure(master) => {
+                if master != id {
+                    let replid = self.fresh_id();
+                    self.nodes[n].become_replica(master, replid);
+                }
+            }
+            Msg::Pause(d) => {
+                let until = self.nodes[n].clock(now) + d;
+                self.nodes[n].pause_until = Some(until);
+            }
+            Msg::Unpause => self.nodes[n].pause_until = None,
+            Msg::Gossip { .. } | Msg::ProbeReply { .. } | Msg::InfoReply { .. } => {}
+        }
+    }
+
+    fn fresh_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// One step of every replication link, and acknowledgement of synchronous writes.
+    fn replicate(&mut self) {
+        let now = self.now;
+        for r in 0..self.nodes.len() {
+            let Role::Replica(m) = self.nodes[r].role else {
+                continue;
+            };
+            let m = m.0 as usize;
+            if !self.nodes[r].serving() || m == r {
+                continue;
+            }
+            let ok = self.nodes[m].serving() && self.reachable(Endpoint::N(r), Endpoint::N(m));
+            let (m_run, m_replid) = (self.nodes[m].run_id, self.nodes[m].replid);
+            let link = self.nodes[r].link;
+            if !ok {
+                if link.up {
+                    self.nodes[r].link.up = false;
+                    self.nodes[r].link.retry_at = now + RECONNECT;
+                }
+                continue;
+            }
+            if link.up && link.replid != m_replid {
+                // The master restarted or changed role: it closed every replica link.
+                self.nodes[r].link.up = false;
+                self.nodes[r].link.retry_at = now + RECONNECT;
+                continue;
+            }
+            if !link.up && now < link.retry_at {
+                continue;
+            }
+            let _ = m_run;
+            let (rl, ml) = (self.nodes[r].log.len(), self.nodes[m].log.len());
+            let prefix =
+                rl <= ml && (rl == 0 || self.nodes[m].log[rl - 1] == self.nodes[r].log[rl - 1]);
+            if prefix {
+                let tail: Vec<u64> = self.nodes[m].log[rl..].to_vec();
+                self.nodes[r].log.extend(tail);
+            } else {
+                // Full resync: the replica's history is replaced by the master's.
+                self.nodes[r].log = self.nodes[m].log.clone();
+            }
+            self.nodes[r].link.up = true;
+            self.nodes[r].link.replid = m_replid;
+        }
+        if self.opts.sync_replicas == 0 {
+            return;
+        }
+        let need = usize::from(self.opts.sync_replicas);
+        for m in 0..self.nodes.len() {
+            if self.nodes[m].role != Role::Master
+                || !self.nodes[m].serving()
+                || self.nodes[m].pending.is_empty()
+            {
+                continue;
+            }
+            // A master without a valid lease majority acknowledges nothing more.
+            if !self.nodes[m].has_lease_majority(now) {
+                continue;
+            }
+            let id = self.nodes[m].id;
+            let lens: Vec<usize> = self
+                .nodes
+                .iter()
+                .filter(|r| r.serving() && r.role == Role::Replica(id) && r.link.up)
+                .map(|r| r.log.len())
+                .collect();
+            let group = self.groups[self.nodes[m].group].clone();
+            let pending = std::mem::take(&mut self.nodes[m].pending);
+            let mut keep = Vec::new();
+            for (idx, w) in pending {
+                if lens.iter().filter(|l| **l > idx).count() >= need {
+                    self.check.acked.entry(group.clone()).or_default().insert(w);
+                } else {
+                    keep.push((idx, w));
+                }
+            }
+            self.nodes[m].pending = keep;
+        }
+    }
+
+    fn client_writes(&mut self) {
+        let now = self.now;
+        for n in 0..self.nodes.len() {
+            if !self.nodes[n].accepts_writes(now) {
+                continue;
+            }
+            let w = self.next_write;
+            self.next_write += 1;
+            let node = &mut self.nodes[n];
+            node.log.push(w);
+            let idx = node.log.len() - 1;
+            let (id, since, group) = (node.id, node.master_since, node.group);
+            if self.opts.sync_replicas > 0 {
+                self.nodes[n].pending.push((idx, w));
+            }
+            let name = self.groups[group].clone();
+            self.check.write_accepted(now, &name, id, since);
+        }
+    }
+
+    fn apply_fault(&mut self, fault: Fault) {
+        match fault {
+            Fault::CrashSentinel(i) => {
+                let s = &mut self.sentinels[i];
+                s.core = None;
+                s.wake = None;
+                s.incarnation += 1;
+            }
+            Fault::RestartSentinel(i) => {
+                if self.sentinels[i].core.is_none() {
+                    self.start_sentinel(i);
+                }
+            }
+            Fault::CrashNode(n) => self.nodes[n].crash(),
+            Fault::RestartNode { node, empty } => {
+                if !self.nodes[node].up {
+                    let run = self.fresh_id();
+                    let now = self.now;
+                    self.nodes[node].restart(now, empty, run);
+                }
+            }
+            Fault::PauseNode(n) => {
+                if self.nodes[n].up {
+                    self.nodes[n].paused = true;
+                }
+            }
+            Fault::ResumeNode(n) => {
+                if !self.nodes[n].paused {
+                    return;
+                }
+                self.nodes[n].paused = false;
+                let inbox = std::mem::take(&mut self.nodes[n].inbox);
+                for msg in inbox {
+                    self.deliver_to_node(n, msg);
+                }
+            }
+            Fault::Partition(set) => {
+                self.side_s.iter_mut().for_each(|s| *s = 0);
+                self.side_n.iter_mut().for_each(|s| *s = 0);
+                for e in set {
+                    match e {
+                        Endpoint::S(i) => self.side_s[i] = 1,
+                        Endpoint::N(i) => self.side_n[i] = 1,
+                    }
+                }
+            }
+            Fault::Heal => {
+                self.side_s.iter_mut().for_each(|s| *s = 0);
+                self.side_n.iter_mut().for_each(|s| *s = 0);
+            }
+        }
+    }
+
+    /// Repairs everything: heals partitions, stops message loss, resumes and restarts (with
+    /// their data) every node and sentinel.
+    pub fn heal_all(&mut self) {
+        self.opts.loss = 0.0;
+        self.apply_fault(Fault::Heal);
+        for n in 0..self.nodes.len() {
+            self.apply_fault(Fault::ResumeNode(n));
+            self.apply_fault(Fault::RestartNode {
+                node: n,
+                empty: false,
+            });
+        }
+        for i in 0..self.sentinels.len() {
+            self.apply_fault(Fault::RestartSentinel(i));
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! A faithfully modelled data node: role, replication log and links, write leases, client pause.
+//!
+//! Owns `DataNode`. Its log is a list of globally unique write ids, so that "replica log is a
+//! prefix of the master's log" is checked by comparing the last entry (a write id is created once,
+//! on top of one history). Invariant: a master accepts a write only while it holds valid leases
+//! from a majority of sentinels on its own clock, and is not paused by `CLIENT PAUSE WRITE`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::core::{
+    Lease, NodeClock, NodeId, NodeInfo, NodeRole, Priority, ReplId, ReplOffset, RunId, SentinelId,
+};
+
+/// The role a node believes it has.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum Role {
+    Master,
+    Replica(NodeId),
+}
+
+/// A replica's link to its master.
+#[derive(Clone, Copy, Debug)]
+pub struct Link {
+    /// The replication id of the master when the link was made; a change breaks the link.
+    pub replid: u64,
+    pub up: bool,
+    /// When a broken link may be retried (real time).
+    pub retry_at: Duration,
+}
+
+#[derive(Debug)]
+pub struct DataNode {
+    pub id: NodeId,
+    pub group: usize,
+    pub up: bool,
+    /// SIGSTOP: messages wait in `inbox` until SIGCONT.
+    pub paused: bool,
+    pub inbox: Vec<super::Msg>,
+    pub run_id: u64,
+    /// Changes with every role change or restart (Redis' `master_replid`).
+    pub replid: u64,
+    /// The history this node followed before it was promoted (psync2's `master_replid2`).
+    pub replid2: u64,
+    pub role: Role,
+    pub log: Vec<u64>,
+    pub link: Link,
+    /// Rate of this node's clock, in parts per million off real time.
+    pub skew_ppm: i64,
+    /// Real time of the last boot; the monotonic clock restarts from zero there.
+    pub boot: Duration,
+    /// Lease expiry per sentinel, on this node's clock.
+    pub leases: BTreeMap<SentinelId, Duration>,
+    pub lease_majority: usize,
+    /// `CLIENT PAUSE WRITE` end, on this node's clock.
+    pub pause_until: Option<Duration>,
+    /// Real time since which the node has been master without interruption.
+    pub master_since: Duration,
+    /// Master side: how much of the log each replica has acknowledged.
+    pub acks: BTreeMap<NodeId, usize>,
+    /// Writes accepted and waiting for `sync_replicas` acknowledgements: (log index, write id).
+    pub pending: Vec<(usize, u64)>,
+    pub priority: u32,
+}
+
+impl DataNode {
+    pub fn new(id: NodeId, group: usize, role: Role, skew_ppm: i64, run_id: u64) -> DataNode {
+        DataNode {
+            id,
+            group,
+            up: true,
+            paused: false,
+            inbox: Vec::new(),
+            run_id,
+            replid: run_id,
+            replid2: 0,
+            role,
+            log: Vec::new(),
+            link: Link {
+                replid: 0,
+                up: false,
+                retry_at: Duration::ZERO,
+            },
+            skew_ppm,
+            boot: Duration::ZERO,
+            leases: BTreeMap::new(),
+            lease_majority: usize::MAX,
+            pause_until: None,
+            master_since: Duration::ZERO,
+            acks: BTreeMap::new(),
+            pending: Vec::new(),
+            priority: 100,
+        }
+    }
+
+    /// The node's monotonic clock at real time `now`.
+    pub fn clock(&self, now: Duration) -> Duration {
+        let since = (now - self.boot).as_nanos() as i128;
+        let local = since + since * i128::from(self.skew_ppm) / 1_000_000;
+        Duration::from_nanos(local.max(0) as u64)
+    }
+
+    pub fn serving(&self) -> bool {
+        self.up && !self.paused
+    }
+
+    pub fn has_lease_majority(&self, now: Duration) -> bool {
+        let clock = self.clock(now);
+        self.leases.values().filter(|exp| **exp > clock).count() >= self.lease_majority
+    }
+
+    /// Whether a client write is accepted now.
+    pub fn accepts_writes(&self, now: Duration) -> bool {
+        let clock = self.clock(now);
+        self.serving()
+            && self.role == Role::Master
+            && self.pause_until.is_none_or(|until| clock >= until)
+            && self.has_lease_majority(now)
+    }
+
+    pub fn info(&self, linked_replicas: Vec<NodeId>) -> NodeInfo {
+        NodeInfo {
+            run_id: RunId(self.run_id),
+            role: match self.role {
+                Role::Master => NodeRole::Master {
+                    replicas: linked_replicas,
+                },
+                Role::Replica(master) => NodeRole::Replica {
+                    master,
+                    link_up: self.link.up,
+                },
+            },
+            replid: ReplId(match self.role {
+                Role::Master => self.replid,
+                Role::Replica(_) => self.link.replid,
+            }),
+            replid2: ReplId(self.replid2),
+            offset: ReplOffset(self.log.len() as u64),
+            priority: Priority(self.priority),
+            dc: None,
+            empty: self.log.is_empty(),
+        }
+    }
+
+    pub fn grant(&mut self, lease: Lease) {
+        let expiry = lease.start.0 + lease.ttl;
+        let e = self.leases.entry(lease.from).or_default();
+        *e = (*e).max(expiry);
+        self.lease_majority = usize::from(lease.majority);
+    }
+
+    pub fn node_clock(&self, now: Duration) -> NodeClock {
+        NodeClock(self.clock(now))
+    }
+
+    pub fn become_master(&mut self, now: Duration, new_replid: u64) {
+        if self.role == Role::Master {
+            return;
+        }
+        self.role = Role::Master;
+        self.replid2 = self.link.replid;
+        self.replid = new_replid;
+        self.master_since = now;
+        self.acks.clear();
+        self.pending.clear();
+    }
+
+    pub fn become_replica(&mut self, master: NodeId, new_replid: u64) {
+        if self.role == Role::Replica(master) {
+            return;
+        }
+        self.role = Role::Replica(master);
+        self.replid = new_replid;
+        self.link = Link {
+            replid: 0,
+            up: false,
+            retry_at: Duration::ZERO,
+        };
+        self.leases.clear();
+        self.acks.clear();
+        self.pending.clear();
+    }
+
+    pub fn crash(&mut self) {
+        self.up = false;
+        self.paused = false;
+        self.inbox.clear();
+        self.leases.clear();
+        self.pause_until = None;
+        self.acks.clear();
+        self.pending.clear();
+        self.link.up = false;
+    }
+
+    pub fn restart(&mut self, now: Duration, empty: bool, new_run_id: u64) {
+        self.up = true;
+        self.boot = now;
+        self.run_id = new_run_id;
+        self.replid = new_run_id;
+        self.replid2 = 0;
+        // A restart with data keeps the replication id it synchronised with (Redis stores it
+        // in the RDB), so a partial resync stays possible.
+        let synced = if empty { 0 } else { self.link.replid };
+        if empty {
+            self.log.clear();
+        }
+        if self.role == Role::Master {
+            self.master_since = now;
+        }
+        self.link = Link {
+            replid: synced,
+            up: false,
+            retry_at: now,
+        };
+    }
+}
