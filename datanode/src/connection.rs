@@ -70,7 +70,8 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, handle: Arc<ClientHan
     loop {
         // Run whatever complete requests are buffered.
         let mut more = false;
-        if matches!(wait, Wait::None) {
+        if matches!(wait, Wait::None) && !inbuf.is_empty() {
+            session.tick(crate::server::unix_ms());
             let mut n = 0;
             loop {
                 if n == BATCH {
@@ -82,7 +83,7 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, handle: Arc<ClientHan
                     Ok(None) => break,
                     Err(e) => {
                         debug!(error = %e, "protocol error; closing");
-                        Frame::error(e.to_string()).encode(proto(&session), &mut out);
+                        Frame::error(format!("ERR {e}")).encode(proto(&session), &mut out);
                         flush_and_close(&mut stream, &mut out).await;
                         return;
                     }
@@ -172,6 +173,7 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, handle: Arc<ClientHan
                 frame.encode(proto(&session), &mut out);
             }
             () = wait_done(&wait) => {
+                session.tick(crate::server::unix_ms());
                 let outcome = match std::mem::replace(&mut wait, Wait::None) {
                     Wait::Block { deadline, .. } if deadline.is_some_and(|d| d <= Instant::now()) => {
                         Outcome::Reply(session.timeout_blocked())

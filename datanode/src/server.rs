@@ -167,6 +167,10 @@ pub struct Shared {
     pub pause: Mutex<Option<(Instant, bool)>>,
     /// Woken on `CLIENT UNPAUSE`.
     pub unpause: Notify,
+    /// True while a `CLIENT PAUSE` may be in force; lets commands skip the `pause` lock.
+    pub pause_active: AtomicBool,
+    /// `maxmemory`, mirrored here so every command can check it without the config lock.
+    pub maxmemory: AtomicUsize,
 }
 
 impl Shared {
@@ -240,6 +244,9 @@ impl Shared {
 
     /// True while writes are paused by `CLIENT PAUSE` (`all` for `CLIENT PAUSE ALL`).
     pub fn paused(&self, write: bool) -> Option<Instant> {
+        if !self.pause_active.load(Ordering::Relaxed) {
+            return None;
+        }
         let p = self.pause.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match *p {
             Some((until, all)) if until > Instant::now() && (all || write) => Some(until),
@@ -277,6 +284,7 @@ impl Server {
             source,
         })?;
         let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(config.databases));
+        let maxmemory = AtomicUsize::new(config.maxmemory);
         let shared = Arc::new(Shared {
             engine,
             config: RwLock::new(config),
@@ -296,6 +304,8 @@ impl Server {
             shutdown: CancellationToken::new(),
             pause: Mutex::new(None),
             unpause: Notify::new(),
+            pause_active: AtomicBool::new(false),
+            maxmemory,
         });
         Ok(Server { listener, shared })
     }

@@ -89,6 +89,9 @@ pub struct Session {
     push_tx: UnboundedSender<Push>,
     blocked: Option<Blocked>,
     no_evict: bool,
+    /// Unix time in ms for the batch of requests being run (set by `tick`), as Redis caches
+    /// its clock per event-loop turn; `None` reads the clock per command.
+    clock: Option<u64>,
 }
 
 impl Session {
@@ -110,7 +113,20 @@ impl Session {
             push_tx,
             blocked: None,
             no_evict: false,
+            clock: None,
         }
+    }
+
+    /// Starts a batch of requests at wall-clock time `now_ms`; also marks the client active.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.clock = Some(now_ms);
+        if let Ok(mut info) = self.handle.info.try_lock() {
+            info.last_active = Some(Instant::now());
+        }
+    }
+
+    fn clock_ms(&self) -> u64 {
+        self.clock.unwrap_or_else(unix_ms)
     }
 
     /// True when replies use RESP3.
@@ -171,10 +187,12 @@ impl Session {
         if let Some(f) = self.check_memory(spec) {
             return Outcome::Reply(f);
         }
-        if let Ok(mut info) = self.handle.info.lock() {
-            info.last_cmd.clear();
-            info.last_cmd.push_str(spec.name);
-            info.last_active = Some(Instant::now());
+        // Best effort: CLIENT LIST readers never make a command wait.
+        if let Ok(mut info) = self.handle.info.try_lock() {
+            if info.last_cmd != spec.name {
+                info.last_cmd.clear();
+                info.last_cmd.push_str(spec.name);
+            }
         }
         match spec.handler {
             Handler::Data(f) => {
@@ -193,6 +211,9 @@ impl Session {
 
     /// Applies `maxmemory`: evicts by policy, then refuses commands that grow memory.
     fn check_memory(&self, spec: &CommandSpec) -> Option<Frame> {
+        if self.shared.maxmemory.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
         let (max, policy, samples) = {
             let c = self.shared.config();
             (c.maxmemory, c.maxmemory_policy, c.maxmemory_samples)
@@ -229,7 +250,7 @@ impl Session {
 
     fn run_data(&mut self, spec: &CommandSpec, f: cmd::DataFn, args: Vec<Bytes>, in_exec: bool) -> Outcome {
         let key_idx = spec.keys.indexes(&args);
-        let keys: Vec<&[u8]> = key_idx.iter().map(|&i| &args[i][..]).collect();
+        let keys: smallvec::SmallVec<[&[u8]; 4]> = key_idx.iter().map(|&i| &args[i][..]).collect();
         let scope = match spec.keys {
             KeySpec::All => Scope::All,
             _ => Scope::Keys(&keys),
@@ -242,7 +263,7 @@ impl Session {
         let resp3 = self.resp3;
         let client_id = self.handle.id;
         let resuming = self.blocked.as_ref().map(|b| b.notify.clone());
-        shared.engine.with_view(unix_ms(), scope, &mut |ks| {
+        shared.engine.with_view(self.clock_ms(), scope, &mut |ks| {
             let mut ctx = Ctx {
                 args: &args,
                 db,
@@ -284,6 +305,7 @@ impl Session {
             }
             result = Some(r);
         });
+        drop(keys);
         let r = result.unwrap_or_else(|| Err(CmdError::other("ERR internal error")));
         match r {
             Ok(frame) => {
@@ -637,12 +659,14 @@ impl Session {
                 if let Ok(mut p) = self.shared.pause.lock() {
                     *p = Some((until, all));
                 }
+                self.shared.pause_active.store(true, Ordering::Relaxed);
                 reply(Ok(Frame::ok()))
             }
             ("unpause", 2) => {
                 if let Ok(mut p) = self.shared.pause.lock() {
                     *p = None;
                 }
+                self.shared.pause_active.store(false, Ordering::Relaxed);
                 self.shared.unpause.notify_waiters();
                 reply(Ok(Frame::ok()))
             }
@@ -757,7 +781,8 @@ impl Session {
                     .shared
                     .config
                     .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = cfg;
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = cfg.clone();
+                self.shared.maxmemory.store(cfg.maxmemory, Ordering::Relaxed);
                 Ok(Frame::ok())
             }
             "resetstat" if args.len() == 2 => {

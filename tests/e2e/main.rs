@@ -1,1 +1,7 @@
+//! End-to-end tests: real `vigil` processes (and a real `redis-server` where compatibility is
+//! claimed) on loopback, driven over real sockets. One module per area, one test binary.
 
+mod harness;
+
+mod datanode;
+mod diff;

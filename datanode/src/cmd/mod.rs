@@ -19,6 +19,9 @@ pub mod zsets;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use foldhash::fast::RandomState;
+use smallvec::SmallVec;
+
 use bytes::Bytes;
 use vigil_proto::resp::Frame;
 
@@ -68,13 +71,13 @@ pub enum KeySpec {
 
 impl KeySpec {
     /// Key indexes for `args` (`args[0]` is the command name). Never out of bounds.
-    pub fn indexes(&self, args: &[Bytes]) -> Vec<usize> {
+    pub fn indexes(&self, args: &[Bytes]) -> SmallVec<[usize; 4]> {
         match *self {
-            KeySpec::None | KeySpec::All => Vec::new(),
+            KeySpec::None | KeySpec::All => SmallVec::new(),
             KeySpec::Range { first, last, step } => {
                 let n = args.len() as i32;
                 let last = if last < 0 { n + last } else { last.min(n - 1) };
-                let mut out = Vec::new();
+                let mut out = SmallVec::new();
                 let mut i = first;
                 while i <= last && i < n && step > 0 {
                     out.push(i as usize);
@@ -299,8 +302,9 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
 }
 
 /// Every command, by name.
-pub fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {
-    static TABLE: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
+pub fn table() -> &'static HashMap<&'static str, &'static CommandSpec, RandomState> {
+    static TABLE: OnceLock<HashMap<&'static str, &'static CommandSpec, RandomState>> =
+        OnceLock::new();
     TABLE.get_or_init(|| {
         let families: [&'static [CommandSpec]; 8] = [
             strings::COMMANDS,

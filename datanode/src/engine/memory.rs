@@ -14,6 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use foldhash::fast::{FixedState, RandomState};
 use hashbrown::HashTable;
+use smallvec::SmallVec;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::hash::BuildHasher;
@@ -93,7 +94,7 @@ impl Engine for MemoryEngine {
     }
 
     fn with_view(&self, now_ms: u64, scope: Scope<'_>, f: &mut dyn FnMut(&mut dyn Keyspace)) {
-        let mut ids: Vec<usize> = match scope {
+        let mut ids: SmallVec<[usize; 4]> = match scope {
             Scope::All => (0..SHARDS).collect(),
             Scope::Keys(keys) => keys.iter().map(|k| self.shard_of(k)).collect(),
         };
@@ -301,7 +302,7 @@ struct View<'a> {
     now_ms: u64,
     lru: u32,
     delete_expired: bool,
-    guards: Vec<(usize, MutexGuard<'a, Shard>)>,
+    guards: SmallVec<[(usize, MutexGuard<'a, Shard>); 2]>,
 }
 
 impl View<'_> {

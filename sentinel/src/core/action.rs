@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::input::Gossip;
 use super::types::{
-    ConfigEpoch, GroupName, InfoSeq, NodeClock, NodeId, PersistVersion, SentinelId, Term,
+    ConfigEpoch, GroupName, InfoSeq, NodeClock, NodeId, PersistVersion, RunId, SentinelId, Term,
 };
 
 /// A command for the shell. Drained with `Sentinel::poll_action` in order.
@@ -85,6 +85,9 @@ pub struct Lease {
     pub ttl: Duration,
     /// How many distinct sentinels' valid leases the node needs (a majority of the voters).
     pub majority: u8,
+    /// The incarnation the lease is for: a node that restarted since refuses it, so a master
+    /// that restarted empty gets no lease before a sentinel has seen its new run id.
+    pub run_id: RunId,
 }
 
 /// What a sentinel must remember across restarts; written by `Action::Persist`.
@@ -109,6 +112,9 @@ pub struct DurableGroup {
     pub vote: Option<(Term, SentinelId)>,
     /// The highest term whose candidate announced it abandoned it (lifts the lease fence).
     pub abandoned: Term,
+    /// The first term voted in since the config epoch: an abandonment lifts the fence only
+    /// when it settles every vote cast since then.
+    pub fence_from: Term,
     /// The config epoch of `master`.
     pub epoch: ConfigEpoch,
     /// The master of the winning config.

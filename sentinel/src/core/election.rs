@@ -138,7 +138,7 @@ impl Sentinel {
         };
         let term = g.durable.term.max(g.voted_term()).next();
         g.durable.term = term;
-        g.durable.vote = Some((term, self.id));
+        g.record_vote(term, self.id);
         g.fenced_since = Some(now);
         let epoch = g.durable.epoch;
         g.election = Election::Candidate {
@@ -247,7 +247,7 @@ impl Sentinel {
             });
             return;
         }
-        g.durable.vote = Some((term, from));
+        g.record_vote(term, from);
         g.fenced_since = Some(now);
         let stepping_down = match g.election {
             Election::Candidate { .. } | Election::Jitter { .. } | Election::Backoff { .. } => {

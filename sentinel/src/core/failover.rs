@@ -232,6 +232,7 @@ impl Sentinel {
             return false;
         };
         let (reason, fresh) = (*reason, *fresh);
+        eprintln!("DEBUG try_select {group} reason={reason:?} master_down={master_down}");
         let master = g.durable.master;
         let master_info = self
             .nodes
@@ -335,6 +336,7 @@ impl Sentinel {
                 i.run_id,
             )
         });
+        eprintln!("DEBUG select {group} known={known:?} fresh={:?} eligible={:?}", fresh_infos.iter().map(|(n,i)| (*n, i.offset, i.replid, i.role.clone())).collect::<Vec<_>>(), eligible.iter().map(|(n, _)| *n).collect::<Vec<_>>());
         let Some((chosen, chosen_info)) = eligible.into_iter().next() else {
             return false;
         };

@@ -105,6 +105,7 @@ impl Sentinel {
                     term: Term(0),
                     vote: None,
                     abandoned: Term(0),
+                    fence_from: Term(0),
                     epoch: ConfigEpoch(0),
                     master: g.master,
                     replicas: g.replicas.iter().copied().collect(),
@@ -237,6 +238,7 @@ impl Sentinel {
                 term: Term(0),
                 vote: None,
                 abandoned: Term(0),
+                fence_from: Term(0),
                 epoch: ConfigEpoch(0),
                 master: gcfg.master,
                 replicas: gcfg.replicas.iter().copied().collect(),
@@ -355,10 +357,19 @@ impl Group {
     fn is_fenced(&self) -> bool {
         match self.durable.vote {
             Some((term, _)) => {
-                ConfigEpoch::of_term(term) > self.durable.epoch && term > self.durable.abandoned
+                let settled = term <= self.durable.abandoned && self.durable.fence_from >= term;
+                ConfigEpoch::of_term(term) > self.durable.epoch && !settled
             }
             None => false,
         }
+    }
+
+    /// Records a vote (or a self-vote) in `term` for `candidate`.
+    fn record_vote(&mut self, term: Term, candidate: SentinelId) {
+        if !self.is_fenced() {
+            self.durable.fence_from = term;
+        }
+        self.durable.vote = Some((term, candidate));
     }
 
     fn voted_term(&self) -> Term {

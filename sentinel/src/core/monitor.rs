@@ -351,18 +351,19 @@ impl Sentinel {
         let Some(view) = self.nodes.get(&node) else {
             return;
         };
-        let role_ok = view
-            .info
-            .as_ref()
-            .is_some_and(|(i, _, _)| matches!(i.role, NodeRole::Master { .. }));
-        if view.down || !role_ok {
+        let Some((info, _, _)) = view.info.as_ref() else {
+            return;
+        };
+        if view.down || !matches!(info.role, NodeRole::Master { .. }) {
             return;
         }
+        let run_id = info.run_id;
         let lease = Lease {
             from: self.id,
             start,
             ttl: self.cfg.lease_ttl,
             majority: u8::try_from(majority).unwrap_or(u8::MAX),
+            run_id,
         };
         self.groups
             .get_mut(group)

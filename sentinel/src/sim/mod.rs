@@ -117,6 +117,7 @@ pub struct Options {
     /// Clock rates are drawn within ±`skew_ppm` of real time.
     pub skew_ppm: i64,
     pub sync_replicas: u8,
+    pub down_after: Duration,
     /// Clients write to every node that believes it is a master.
     pub writes: bool,
     /// Collect every published event with its time (figures).
@@ -155,14 +156,15 @@ pub struct Sim {
 
 /// How long a replica waits before reconnecting to a master that closed the link.
 const RECONNECT: Duration = Duration::from_secs(1);
-const REPL_TICK: Duration = Duration::from_millis(10);
-const CLIENT_TICK: Duration = Duration::from_millis(15);
+const REPL_TICK: Duration = Duration::from_millis(20);
+const CLIENT_TICK: Duration = Duration::from_millis(25);
 
 impl Options {
     /// Fast timings that keep thousands of seeds cheap in a debug build.
     pub fn fast(seed: u64) -> Options {
         let mut core = CoreConfig::new(Default::default(), Vec::new());
-        core.info_interval = Duration::from_millis(500);
+        core.probe_interval = Duration::from_millis(200);
+        core.info_interval = Duration::from_millis(600);
         core.heartbeat_interval = Duration::from_millis(500);
         core.lease_ttl = Duration::from_millis(400);
         core.convergence_grace = Duration::from_millis(1000);
@@ -179,13 +181,24 @@ impl Options {
             slow_max: Duration::from_millis(30),
             skew_ppm: 3000,
             sync_replicas: 0,
+            down_after: Duration::from_millis(600),
             writes: true,
             record: false,
             core,
         }
     }
 
-    /// The per-group settings used by `fast`.
+    /// LAN timings of the figures: 0.1-1 ms delays, the core's defaults, `down_after` 1 s.
+    pub fn lan(seed: u64) -> Options {
+        let mut o = Options::fast(seed);
+        o.core = CoreConfig::new(Default::default(), Vec::new());
+        o.delay = (Duration::from_micros(100), Duration::from_millis(1));
+        o.down_after = Duration::from_secs(1);
+        o.skew_ppm = 1000;
+        o
+    }
+
+    /// The per-group settings.
     fn group(&self, g: usize, quorum: Quorum) -> GroupConfig {
         let first = g * (1 + self.replicas);
         let master = NodeId(first as u32);
@@ -193,7 +206,7 @@ impl Options {
             .map(|r| NodeId((first + r) as u32))
             .collect();
         let mut cfg = GroupConfig::new(&format!("g{g}"), master, replicas, quorum);
-        cfg.down_after = Duration::from_millis(600);
+        cfg.down_after = self.down_after;
         cfg.failover_timeout = Duration::from_secs(2);
         cfg.sync_replicas = self.sync_replicas;
         cfg
@@ -409,8 +422,9 @@ impl Sim {
             .unwrap_or(NodeId((g * (1 + self.opts.replicas)) as u32))
     }
 
-    pub fn rng(&mut self) -> &mut SmallRng {
-        &mut self.rng
+    /// Feeds an operator's request to sentinel `i`.
+    pub fn admin(&mut self, i: usize, input: Input) {
+        self.feed(i, input);
     }
 
     fn local(&self, i: usize, real: Duration) -> Instant {

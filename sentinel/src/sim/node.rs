@@ -143,6 +143,9 @@ impl DataNode {
     }
 
     pub fn grant(&mut self, lease: Lease) {
+        if lease.run_id != RunId(self.run_id) {
+            return;
+        }
         let expiry = lease.start.0 + lease.ttl;
         let e = self.leases.entry(lease.from).or_default();
         *e = (*e).max(expiry);
