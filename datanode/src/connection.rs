@@ -107,6 +107,7 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, handle: Arc<ClientHan
                 }
             }
         }
+        session.end_batch();
         if over_output_limit(&shared, &session, out.len(), &mut soft_since) {
             shared
                 .stats

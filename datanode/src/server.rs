@@ -146,7 +146,7 @@ pub struct Shared {
     /// Number of entries in `registry`, so commands skip its lock when nobody waits or watches.
     pub registry_len: AtomicUsize,
     /// Held shared by every command and exclusively by `EXEC`, which makes a transaction atomic.
-    pub gate: RwLock<()>,
+    pub gate: Gate,
     /// Counters.
     pub stats: Stats,
     /// 40 hex characters identifying this run.
@@ -171,6 +171,10 @@ pub struct Shared {
     pub pause_active: AtomicBool,
     /// `maxmemory`, mirrored here so every command can check it without the config lock.
     pub maxmemory: AtomicUsize,
+    /// Argument bytes of writes since `used_memory` was last refreshed: a guess at the growth the
+    /// cached count does not show yet, so a burst of writes cannot overshoot `maxmemory` by more
+    /// than one command before the count is re-read.
+    pub unsampled_writes: AtomicUsize,
 }
 
 impl Shared {
@@ -255,6 +259,43 @@ impl Shared {
     }
 }
 
+/// A reader-writer lock split into slots on separate cache lines: a reader locks one slot (so
+/// readers on different cores never write the same cache line), a writer locks every slot in
+/// order. Commands read; `EXEC` writes.
+pub struct Gate {
+    slots: Box<[Padded]>,
+}
+
+#[repr(align(128))]
+struct Padded(RwLock<()>);
+
+/// Number of gate slots.
+const GATE_SLOTS: usize = 8;
+
+impl Gate {
+    fn new() -> Gate {
+        Gate {
+            slots: (0..GATE_SLOTS).map(|_| Padded(RwLock::new(()))).collect(),
+        }
+    }
+
+    /// Shared access through slot `slot % GATE_SLOTS`.
+    pub fn read(&self, slot: usize) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.slots[slot % GATE_SLOTS]
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Exclusive access: every slot, in a fixed order.
+    pub fn write(&self) -> Vec<std::sync::RwLockWriteGuard<'_, ()>> {
+        self.slots
+            .iter()
+            .map(|p| p.0.write().unwrap_or_else(std::sync::PoisonError::into_inner))
+            .collect()
+    }
+}
+
 /// The current Unix time in milliseconds.
 pub fn unix_ms() -> u64 {
     SystemTime::now()
@@ -293,7 +334,7 @@ impl Server {
             pubsub: PubSub::default(),
             registry: Mutex::new(Registry::default()),
             registry_len: AtomicUsize::new(0),
-            gate: RwLock::new(()),
+            gate: Gate::new(),
             stats: Stats::default(),
             run_id: run_id(),
             started: Instant::now(),
@@ -306,6 +347,7 @@ impl Server {
             unpause: Notify::new(),
             pause_active: AtomicBool::new(false),
             maxmemory,
+            unsampled_writes: AtomicUsize::new(0),
         });
         Ok(Server { listener, shared })
     }
@@ -412,7 +454,7 @@ async fn background(shared: Arc<Shared>, stop: CancellationToken) {
         }
         refresh_memory(&shared);
         {
-            let _gate = shared.gate.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _gate = shared.gate.read(0);
             shared.engine.expire_cycle(unix_ms(), 2000);
         }
         let cmds = shared.stats.commands.load(Ordering::Relaxed);
@@ -427,6 +469,8 @@ async fn background(shared: Arc<Shared>, stop: CancellationToken) {
 
 /// Re-reads the allocator's byte count.
 pub fn refresh_memory(shared: &Shared) -> usize {
+    // Reset before reading: a write that lands in between is counted again, never lost.
+    shared.unsampled_writes.store(0, Ordering::Relaxed);
     let used = shared.runtime.used_memory.map_or(0, |f| f());
     shared.used_memory.store(used, Ordering::Relaxed);
     shared.peak_memory.fetch_max(used, Ordering::Relaxed);

@@ -92,6 +92,8 @@ pub struct Session {
     /// Unix time in ms for the batch of requests being run (set by `tick`), as Redis caches
     /// its clock per event-loop turn; `None` reads the clock per command.
     clock: Option<u64>,
+    /// Commands run and not yet added to the shared counter (see `end_batch`).
+    commands: u64,
 }
 
 impl Session {
@@ -114,6 +116,7 @@ impl Session {
             blocked: None,
             no_evict: false,
             clock: None,
+            commands: 0,
         }
     }
 
@@ -122,6 +125,17 @@ impl Session {
         self.clock = Some(now_ms);
         if let Ok(mut info) = self.handle.info.try_lock() {
             info.last_active = Some(Instant::now());
+        }
+    }
+
+    /// Ends a batch: publishes the command count (one shared write per batch, not per command).
+    pub fn end_batch(&mut self) {
+        if self.commands > 0 {
+            self.shared
+                .stats
+                .commands
+                .fetch_add(self.commands, Ordering::Relaxed);
+            self.commands = 0;
         }
     }
 
@@ -141,7 +155,7 @@ impl Session {
 
     /// Runs one request.
     pub fn execute(&mut self, args: Vec<Bytes>) -> Outcome {
-        self.shared.stats.commands.fetch_add(1, Ordering::Relaxed);
+        self.commands += 1;
         let outcome = self.dispatch(args, false);
         if let Outcome::Reply(Frame::Error(_)) = &outcome {
             self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -195,16 +209,7 @@ impl Session {
             }
         }
         match spec.handler {
-            Handler::Data(f) => {
-                let shared = self.shared.clone();
-                let _gate = (!in_exec).then(|| {
-                    shared
-                        .gate
-                        .read()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                });
-                self.run_data(spec, f, args, in_exec)
-            }
+            Handler::Data(f) => self.run_data(spec, f, args, in_exec),
             Handler::Conn => self.run_conn(spec, args, in_exec),
         }
     }
@@ -227,11 +232,7 @@ impl Session {
         }
         used = refresh_memory(&self.shared);
         if used > max && policy != crate::engine::EvictionPolicy::NoEviction {
-            let _gate = self
-                .shared
-                .gate
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _gate = self.shared.gate.read(self.handle.id as usize);
             for _ in 0..16 {
                 let (_, evicted) = self
                     .shared
@@ -255,7 +256,10 @@ impl Session {
             KeySpec::All => Scope::All,
             _ => Scope::Keys(&keys),
         };
-        let shared = self.shared.clone();
+        // Borrow the shared state through the field (no `Arc` clone: its count is one cache line
+        // that every core would write on every command).
+        let shared: &Shared = &self.shared;
+        let _gate = (!in_exec).then(|| shared.gate.read(self.handle.id as usize));
         let dbs = shared.engine.databases();
         let mut result = None;
         let mut block_notify = None;
@@ -263,7 +267,8 @@ impl Session {
         let resp3 = self.resp3;
         let client_id = self.handle.id;
         let resuming = self.blocked.as_ref().map(|b| b.notify.clone());
-        shared.engine.with_view(self.clock_ms(), scope, &mut |ks| {
+        let now = self.clock_ms();
+        shared.engine.with_view(now, scope, &mut |ks| {
             let mut ctx = Ctx {
                 args: &args,
                 db,
@@ -858,10 +863,7 @@ impl Session {
             ));
         }
         let shared = self.shared.clone();
-        let _gate = shared
-            .gate
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _gate = shared.gate.write();
         if self.watch_dirty.load(Ordering::Acquire) || self.watched_expired() {
             self.unwatch();
             return Outcome::Reply(Frame::NullArray);
@@ -1046,6 +1048,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        self.end_batch();
         if let Some(b) = self.blocked.take() {
             let keys: Vec<&[u8]> = b.keys.iter().map(|k| &k[..]).collect();
             unregister_blocked(&self.shared, self.handle.id, &b.notify, b.db, &keys);

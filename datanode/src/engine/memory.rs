@@ -2,7 +2,7 @@
 //!
 //! Keys are spread over `SHARDS` shards by hash; each shard is one `std::sync::Mutex` (held for a
 //! single command, never across an `.await`) holding a table per database. A table is a dense
-//! vector of boxed entries plus a hash index of positions into it: the dense vector makes a random
+//! paged vector of entries plus a hash index of positions into it: the dense vector makes a random
 //! key, an eviction sample or an expiry sample O(1), and `SCAN` walks it from the top down so that
 //! the swap-remove used for deletion can only make an element appear twice, never be missed.
 //!
@@ -19,6 +19,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::hash::BuildHasher;
 
+use super::paged::Paged;
 use super::{DbSize, Engine, EngineStats, Entry, EvictionPolicy, Keyspace, Scope};
 use crate::sds::Sds;
 
@@ -47,7 +48,7 @@ struct Shard {
 
 #[derive(Default)]
 struct Table {
-    entries: Vec<Box<Entry>>,
+    entries: Paged<Entry>,
     index: HashTable<u32>,
     volatile: usize,
 }
@@ -257,14 +258,14 @@ impl Table {
 
     fn insert(&mut self, hash: u64, entry: Entry, hasher: &RandomState) -> Option<Entry> {
         if let Some(i) = self.find(hash, &entry.key) {
-            let old = std::mem::replace(&mut *self.entries[i], entry);
+            let old = std::mem::replace(&mut self.entries[i], entry);
             self.volatile = self.volatile + usize::from(self.entries[i].expire_at != 0)
                 - usize::from(old.expire_at != 0);
             return Some(old);
         }
         let pos = self.entries.len() as u32;
         self.volatile += usize::from(entry.expire_at != 0);
-        self.entries.push(Box::new(entry));
+        self.entries.push(entry);
         let entries = &self.entries;
         self.index.insert_unique(hash, pos, |&i| {
             hasher.hash_one(&*entries[i as usize].key)
@@ -285,10 +286,9 @@ impl Table {
                 *slot = pos as u32;
             }
         }
-        let entry = *self.entries.swap_remove(pos);
+        let entry = self.entries.swap_remove(pos);
         self.volatile -= usize::from(entry.expire_at != 0);
-        if self.entries.capacity() > 64 && self.entries.len() < self.entries.capacity() / 4 {
-            self.entries.shrink_to(self.entries.len() * 2);
+        if self.index.capacity() > 64 && self.entries.len() < self.index.capacity() / 4 {
             let entries = &self.entries;
             self.index
                 .shrink_to(entries.len(), |&i| hasher.hash_one(&*entries[i as usize].key));
@@ -406,7 +406,7 @@ impl Keyspace for View<'_> {
     fn for_each(&mut self, db: usize, f: &mut dyn FnMut(&Entry)) {
         let now = self.now_ms;
         for (_, shard) in &self.guards {
-            for e in &shard.tables[db].entries {
+            for e in shard.tables[db].entries.iter() {
                 if !e.is_expired(now) {
                     f(e);
                 }
@@ -426,7 +426,7 @@ impl Keyspace for View<'_> {
             // `hi_code` 0 starts the shard from its top; otherwise it is one past the next index.
             let hi = if hi_code == 0 { len } else { (hi_code as usize - 1).min(len) };
             let lo = hi.saturating_sub(budget);
-            for e in entries[lo..hi].iter().rev() {
+            for e in (lo..hi).rev().map(|i| &entries[i]) {
                 if !e.is_expired(now) {
                     f(e);
                 }

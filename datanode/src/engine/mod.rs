@@ -9,6 +9,7 @@
 //! our bug and panics); logically expired keys are never returned by `get`.
 
 pub mod memory;
+pub mod paged;
 pub mod zset;
 
 use std::collections::{HashSet, VecDeque};
