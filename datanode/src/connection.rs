@@ -173,7 +173,7 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, handle: Arc<ClientHan
                 handle.pending_push.fetch_sub(size, Ordering::Relaxed);
                 frame.encode(proto(&session), &mut out);
             }
-            () = wait_done(&wait) => {
+            () = wait_done(&wait, &shared.unpause) => {
                 session.tick(crate::server::unix_ms());
                 let outcome = match std::mem::replace(&mut wait, Wait::None) {
                     Wait::Block { deadline, .. } if deadline.is_some_and(|d| d <= Instant::now()) => {
@@ -236,7 +236,7 @@ fn apply(outcome: Outcome, session: &Session, out: &mut BytesMut) -> Step {
 }
 
 /// Resolves when the current wait is over: a wake-up, a deadline, the end of a pause or sleep.
-async fn wait_done(wait: &Wait) {
+async fn wait_done(wait: &Wait, unpause: &Notify) {
     match wait {
         Wait::None => std::future::pending().await,
         Wait::Block { notify, deadline } => match deadline {
@@ -248,7 +248,12 @@ async fn wait_done(wait: &Wait) {
             }
             None => notify.notified().await,
         },
-        Wait::Paused { until, .. } => tokio::time::sleep_until((*until).into()).await,
+        Wait::Paused { until, .. } => {
+            tokio::select! {
+                () = tokio::time::sleep_until((*until).into()) => {}
+                () = unpause.notified() => {}
+            }
+        }
         Wait::Sleep(until) => tokio::time::sleep_until((*until).into()).await,
     }
 }

@@ -75,11 +75,8 @@ fn class(pattern: &[u8], p: usize, c: u8, nocase: bool) -> Option<(bool, usize)>
         j += 1;
     }
     let mut matched = false;
-    loop {
-        let Some(&pc) = pattern.get(j) else {
-            // An unterminated class matches up to the end of the pattern, as in Redis.
-            break;
-        };
+    // An unterminated class runs to the end of the pattern, as in Redis.
+    while let Some(&pc) = pattern.get(j) {
         if pc == b']' {
             break;
         }

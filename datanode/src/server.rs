@@ -99,10 +99,13 @@ pub struct ClientInfo {
 #[derive(Default)]
 pub struct Registry {
     /// (db, key) → blocked clients in arrival order.
-    pub blocked: HashMap<(usize, Sds), std::collections::VecDeque<(u64, Arc<Notify>)>>,
+    pub blocked: HashMap<DbKey, std::collections::VecDeque<(u64, Arc<Notify>)>>,
     /// (db, key) → watching clients' dirty flags.
-    pub watched: HashMap<(usize, Sds), Vec<(u64, Arc<AtomicBool>)>>,
+    pub watched: HashMap<DbKey, Vec<(u64, Arc<AtomicBool>)>>,
 }
+
+/// A key in a database.
+pub type DbKey = (usize, Sds);
 
 /// Counters for INFO stats.
 #[derive(Debug, Default)]

@@ -14,12 +14,16 @@ pub fn fmt_g17(d: f64) -> String {
         return if d > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if d == 0.0 {
-        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let sci = format!("{:.*e}", (P - 1) as usize, d);
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let x: i32 = exp.parse().unwrap_or(0);
-    if x < P && x >= -4 {
+    if (-4..P).contains(&x) {
         let fixed = format!("{:.*}", (P - 1 - x) as usize, d);
         trim_zeros(&fixed).to_string()
     } else {
@@ -77,7 +81,7 @@ mod tests {
             (123456789012345678.0, "1.2345678901234568e+17"),
             (f64::INFINITY, "inf"),
             (f64::NEG_INFINITY, "-inf"),
-            (3.14159, "3.1415899999999999"),
+            (1.23456, "1.2345600000000001"),
         ] {
             assert_eq!(fmt_g17(d), want, "{d}");
         }

@@ -228,7 +228,8 @@ impl RequestDecoder {
                     Ok(None)
                 };
             };
-            let count = parse_i64(&buf[1..line_end]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+            let count =
+                parse_i64(&buf[1..line_end]).ok_or(ProtocolError::InvalidMultibulkLength)?;
             if count > self.limits.max_multibulk as i64 {
                 return Err(ProtocolError::InvalidMultibulkLength);
             }
@@ -327,12 +328,14 @@ pub fn split_args(line: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
                 let Some(&c) = line.get(i) else {
                     return Err(ProtocolError::UnbalancedQuotes);
                 };
-                if c == b'\\' && i + 3 < line.len() && line[i + 1] == b'x' {
-                    if let (Some(h), Some(l)) = (hex(line[i + 2]), hex(line[i + 3])) {
-                        cur.push(h * 16 + l);
-                        i += 4;
-                        continue;
-                    }
+                if c == b'\\'
+                    && i + 3 < line.len()
+                    && line[i + 1] == b'x'
+                    && let (Some(h), Some(l)) = (hex(line[i + 2]), hex(line[i + 3]))
+                {
+                    cur.push(h * 16 + l);
+                    i += 4;
+                    continue;
                 }
                 if c == b'\\' && i + 1 < line.len() {
                     cur.push(match line[i + 1] {
@@ -672,14 +675,19 @@ mod tests {
     }
 
     fn args(v: &[&str]) -> Vec<Bytes> {
-        v.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect()
+        v.iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
     }
 
     #[test]
     fn multibulk_and_inline_requests_decode() {
         let table: &[(&[u8], &[&str])] = &[
             (b"*1\r\n$4\r\nPING\r\n", &["PING"]),
-            (b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n", &["SET", "k", ""]),
+            (
+                b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n",
+                &["SET", "k", ""],
+            ),
             (b"PING\r\n", &["PING"]),
             (b"set k \"a b\\n\"\n", &["set", "k", "a b\n"]),
             (b"set k 'it\\'s'\r\n", &["set", "k", "it's"]),
@@ -716,9 +724,18 @@ mod tests {
             (b"*1048577\r\n", "Protocol error: invalid multibulk length"),
             (b"*1\r\n+PING\r\n", "Protocol error: expected '$', got '+'"),
             (b"*1\r\n$-5\r\n", "Protocol error: invalid bulk length"),
-            (b"*1\r\n$536870913\r\n", "Protocol error: invalid bulk length"),
-            (b"set k \"abc\r\n", "Protocol error: unbalanced quotes in request"),
-            (b"set k \"a\"b\r\n", "Protocol error: unbalanced quotes in request"),
+            (
+                b"*1\r\n$536870913\r\n",
+                "Protocol error: invalid bulk length",
+            ),
+            (
+                b"set k \"abc\r\n",
+                "Protocol error: unbalanced quotes in request",
+            ),
+            (
+                b"set k \"a\"b\r\n",
+                "Protocol error: unbalanced quotes in request",
+            ),
         ];
         for (input, want) in table {
             assert_eq!(req(input).unwrap_err().to_string(), *want, "{input:?}");

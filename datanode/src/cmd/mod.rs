@@ -331,11 +331,6 @@ pub(crate) mod testutil {
     use crate::engine::memory::MemoryEngine;
     use crate::engine::{Engine, Scope};
 
-    /// Runs commands in order on one engine, returning each reply.
-    pub fn run(engine: &MemoryEngine, cmds: &[&[&str]]) -> Vec<Frame> {
-        cmds.iter().map(|c| run_one(engine, c)).collect()
-    }
-
     /// Runs one command.
     pub fn run_one(engine: &MemoryEngine, cmd: &[&str]) -> Frame {
         let args: Vec<Bytes> = cmd

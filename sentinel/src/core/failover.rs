@@ -232,7 +232,6 @@ impl Sentinel {
             return false;
         };
         let (reason, fresh) = (*reason, *fresh);
-        eprintln!("DEBUG try_select {group} reason={reason:?} master_down={master_down}");
         let master = g.durable.master;
         let master_info = self
             .nodes
@@ -304,9 +303,7 @@ impl Sentinel {
             fresh_infos.iter().filter(|(_, i)| rule(i)).collect();
         let mut eligible: Vec<(NodeId, crate::core::NodeInfo)> = lineage
             .iter()
-            .filter(|(n, i)| {
-                self.nodes.get(n).is_some_and(|v| !v.down) && i.priority.0 != 0 && !i.empty
-            })
+            .filter(|(n, i)| self.nodes.get(n).is_some_and(|v| !v.down) && i.priority.0 != 0)
             .map(|x| (*x).clone())
             .collect();
         let sync = usize::from(g.cfg.sync_replicas);
@@ -336,7 +333,6 @@ impl Sentinel {
                 i.run_id,
             )
         });
-        eprintln!("DEBUG select {group} known={known:?} fresh={:?} eligible={:?}", fresh_infos.iter().map(|(n,i)| (*n, i.offset, i.replid, i.role.clone())).collect::<Vec<_>>(), eligible.iter().map(|(n, _)| *n).collect::<Vec<_>>());
         let Some((chosen, chosen_info)) = eligible.into_iter().next() else {
             return false;
         };

@@ -1,1 +1,329 @@
 //! Core transition tests: one `Sentinel`, chosen inputs and instants, exact action lists.
+//!
+//! Periodic probes and INFO requests are filtered out by `decisions`, so that each test states
+//! exactly the decisions (persists, messages, events) a transition produces.
+
+use std::collections::BTreeSet;
+use std::num::NonZeroU8;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+const S1: SentinelId = SentinelId(1);
+const S2: SentinelId = SentinelId(2);
+const S3: SentinelId = SentinelId(3);
+const M: NodeId = NodeId(0);
+const R: NodeId = NodeId(1);
+
+fn group() -> GroupName {
+    GroupName::new("g")
+}
+
+fn cfg() -> CoreConfig {
+    let quorum = Quorum(NonZeroU8::new(2).expect("two is not zero"));
+    let mut g = GroupConfig::new("g", M, vec![R], quorum);
+    g.down_after = Duration::from_secs(1);
+    let mut c = CoreConfig::new(BTreeSet::from([S1, S2, S3]), vec![g]);
+    // Heartbeats would only add noise to these short transitions.
+    c.heartbeat_interval = Duration::from_secs(60);
+    c
+}
+
+/// A sentinel whose initial state is durable, with its start-up actions drained.
+fn sentinel() -> (Sentinel, Instant) {
+    let t0 = crate::testutil::t0();
+    let mut s = Sentinel::new(S1, cfg(), 7, t0);
+    let first = s.poll_action();
+    assert!(matches!(first, Some(Action::Persist(ref d)) if d.version == PersistVersion(1)));
+    assert_eq!(
+        s.poll_action(),
+        None,
+        "nothing leaves before the first persist"
+    );
+    s.handle(
+        t0,
+        Input::Persisted {
+            version: PersistVersion(1),
+        },
+    );
+    decisions(&mut s);
+    (s, t0)
+}
+
+/// Every pending action except the periodic probes and INFO requests.
+fn decisions(s: &mut Sentinel) -> Vec<Action> {
+    std::iter::from_fn(|| s.poll_action())
+        .filter(|a| !matches!(a, Action::Probe { .. } | Action::Info { .. }))
+        .collect()
+}
+
+fn opinion(down: bool) -> Gossip {
+    Gossip::Opinion {
+        group: group(),
+        master: M,
+        down,
+    }
+}
+
+fn request_vote(term: u64) -> Gossip {
+    Gossip::RequestVote {
+        group: group(),
+        term: Term(term),
+        epoch: ConfigEpoch(0),
+        reason: ElectionReason::MasterDown,
+    }
+}
+
+/// Drives the sentinel until it sees the master SDOWN (no reply for `down_after`).
+fn master_sdown(s: &mut Sentinel, t0: Instant) -> Instant {
+    let t = t0 + cfg().groups[0].down_after;
+    s.handle_timeout(t);
+    t
+}
+
+#[test]
+fn silence_for_down_after_marks_the_master_down_and_tells_peers_at_once() {
+    let (mut s, t0) = sentinel();
+    s.handle(t0, Input::ProbeFailed { node: M });
+    assert_eq!(decisions(&mut s), vec![]);
+    master_sdown(&mut s, t0);
+    assert_eq!(
+        decisions(&mut s),
+        vec![
+            Action::Publish(Event::SubjectivelyDown { node: M }),
+            Action::SendGossip {
+                to: S2,
+                msg: opinion(true)
+            },
+            Action::SendGossip {
+                to: S3,
+                msg: opinion(true)
+            },
+            // The replica was silent as long; a replica's SDOWN is not pushed to peers.
+            Action::Publish(Event::SubjectivelyDown { node: R }),
+        ]
+    );
+}
+
+#[test]
+fn a_quorum_of_fresh_opinions_makes_the_master_objectively_down() {
+    let (mut s, t0) = sentinel();
+    let t = master_sdown(&mut s, t0);
+    decisions(&mut s);
+    s.handle(
+        t,
+        Input::GossipReceived {
+            from: S2,
+            msg: opinion(true),
+        },
+    );
+    assert_eq!(
+        decisions(&mut s),
+        vec![Action::Publish(Event::ObjectivelyDown { group: group() })]
+    );
+}
+
+#[test]
+fn a_vote_is_released_only_after_it_is_durable() {
+    let (mut s, t0) = sentinel();
+    let t = master_sdown(&mut s, t0);
+    decisions(&mut s);
+    s.handle(
+        t,
+        Input::GossipReceived {
+            from: S2,
+            msg: request_vote(1),
+        },
+    );
+    let actions = decisions(&mut s);
+    assert_eq!(actions.len(), 1, "only the persist leaves: {actions:?}");
+    let Action::Persist(state) = &actions[0] else {
+        panic!("expected a persist, got {actions:?}");
+    };
+    assert_eq!(state.groups[&group()].vote, Some((Term(1), S2)));
+    s.handle(
+        t,
+        Input::Persisted {
+            version: state.version,
+        },
+    );
+    assert_eq!(
+        decisions(&mut s),
+        vec![
+            Action::Publish(Event::VoteGranted {
+                group: group(),
+                term: Term(1),
+                candidate: S2,
+            }),
+            Action::Publish(Event::LeaseRevoked {
+                group: group(),
+                term: Term(1),
+            }),
+            Action::SendGossip {
+                to: S2,
+                msg: Gossip::Vote {
+                    group: group(),
+                    term: Term(1),
+                    granted: true,
+                    lease_wait: Duration::ZERO,
+                },
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_second_candidate_of_the_same_term_is_refused() {
+    let (mut s, t0) = sentinel();
+    let t = master_sdown(&mut s, t0);
+    s.handle(
+        t,
+        Input::GossipReceived {
+            from: S2,
+            msg: request_vote(1),
+        },
+    );
+    s.handle(
+        t,
+        Input::Persisted {
+            version: PersistVersion(2),
+        },
+    );
+    decisions(&mut s);
+    s.handle(
+        t,
+        Input::GossipReceived {
+            from: S3,
+            msg: request_vote(1),
+        },
+    );
+    assert_eq!(
+        decisions(&mut s),
+        vec![Action::SendGossip {
+            to: S3,
+            msg: Gossip::Vote {
+                group: group(),
+                term: Term(1),
+                granted: false,
+                lease_wait: Duration::ZERO,
+            },
+        }]
+    );
+}
+
+#[test]
+fn no_vote_while_the_master_looks_healthy() {
+    let (mut s, t0) = sentinel();
+    s.handle(
+        t0,
+        Input::GossipReceived {
+            from: S2,
+            msg: request_vote(1),
+        },
+    );
+    assert_eq!(
+        decisions(&mut s),
+        vec![Action::SendGossip {
+            to: S2,
+            msg: Gossip::Vote {
+                group: group(),
+                term: Term(1),
+                granted: false,
+                lease_wait: Duration::ZERO,
+            },
+        }]
+    );
+}
+
+#[test]
+fn a_newer_config_wins_and_is_persisted_before_it_is_published() {
+    let (mut s, t0) = sentinel();
+    let msg = Gossip::Config {
+        group: group(),
+        epoch: ConfigEpoch(3),
+        master: R,
+    };
+    s.handle(
+        t0,
+        Input::GossipReceived {
+            from: S2,
+            msg: msg.clone(),
+        },
+    );
+    let actions = decisions(&mut s);
+    assert!(
+        matches!(&actions[..], [Action::Persist(d)] if d.groups[&group()].epoch == ConfigEpoch(3))
+    );
+    s.handle(
+        t0,
+        Input::Persisted {
+            version: PersistVersion(2),
+        },
+    );
+    assert_eq!(
+        decisions(&mut s),
+        vec![Action::Publish(Event::SwitchMaster {
+            group: group(),
+            old: M,
+            new: R,
+            epoch: ConfigEpoch(3),
+        })]
+    );
+    // An older config changes nothing.
+    let old = Gossip::Config {
+        group: group(),
+        epoch: ConfigEpoch(2),
+        master: M,
+    };
+    s.handle(t0, Input::GossipReceived { from: S3, msg: old });
+    assert_eq!(decisions(&mut s), vec![]);
+    assert_eq!(s.config_of(&group()), Some((ConfigEpoch(3), R)));
+}
+
+#[test]
+fn gossip_from_a_stranger_is_ignored_but_hello_joins_the_voters() {
+    let (mut s, t0) = sentinel();
+    let stranger = SentinelId(9);
+    s.handle(
+        t0,
+        Input::GossipReceived {
+            from: stranger,
+            msg: request_vote(1),
+        },
+    );
+    assert_eq!(decisions(&mut s), vec![]);
+    s.handle(
+        t0,
+        Input::GossipReceived {
+            from: stranger,
+            msg: Gossip::Hello,
+        },
+    );
+    let actions = decisions(&mut s);
+    assert!(matches!(&actions[..], [Action::Persist(d)] if d.voters.contains(&stranger)));
+    s.handle(
+        t0,
+        Input::Persisted {
+            version: PersistVersion(2),
+        },
+    );
+    assert_eq!(
+        decisions(&mut s),
+        vec![Action::Publish(Event::SentinelAdded { id: stranger })]
+    );
+}
+
+#[test]
+fn config_validation_rejects_an_unreachable_quorum() {
+    let mut c = cfg();
+    c.voters = BTreeSet::from([S1]);
+    assert_eq!(
+        c.validate(),
+        Err(ConfigError::QuorumTooLarge {
+            group: group(),
+            quorum: 2,
+            voters: 1,
+        })
+    );
+    assert_eq!(cfg().validate(), Ok(()));
+}
