@@ -26,7 +26,7 @@ use crate::cmd::{
     NOAUTH, NOMULTI, PUBSUB, READONLY, WRITE, is,
 };
 use crate::config::ConfigError;
-use crate::engine::Scope;
+use crate::engine::{Scope, Value};
 use crate::glob;
 use crate::pubsub::{Push, Subscriber};
 use crate::sds::Sds;
@@ -171,6 +171,14 @@ impl Session {
             return Outcome::Reply(unknown_command(&args));
         };
         if !arity_ok(spec, args.len()) {
+            if spec.name == "exec" {
+                // Redis rejects EXEC itself by aborting (and discarding) any transaction.
+                self.multi = None;
+                self.unwatch();
+                return Outcome::Reply(Frame::error_static(
+                    "EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command",
+                ));
+            }
             if self.multi.is_some() {
                 self.multi_error = true;
             }
@@ -198,7 +206,9 @@ impl Session {
                 }
             }
         }
-        if let Some(f) = self.check_memory(spec) {
+        // A woken client finishes what it started; refusing it here would strand its queue.
+        let resuming = self.blocked.is_some();
+        if let Some(f) = (!resuming).then(|| self.check_memory(spec, &args, in_exec)).flatten() {
             return Outcome::Reply(f);
         }
         // Best effort: CLIENT LIST readers never make a command wait.
@@ -215,7 +225,7 @@ impl Session {
     }
 
     /// Applies `maxmemory`: evicts by policy, then refuses commands that grow memory.
-    fn check_memory(&self, spec: &CommandSpec) -> Option<Frame> {
+    fn check_memory(&self, spec: &CommandSpec, args: &[Bytes], in_exec: bool) -> Option<Frame> {
         if self.shared.maxmemory.load(Ordering::Relaxed) == 0 {
             return None;
         }
@@ -226,13 +236,21 @@ impl Session {
         if max == 0 || self.shared.runtime.used_memory.is_none() || self.no_evict {
             return None;
         }
+        // The cached count is up to 100 ms old; a write may grow memory by about its arguments
+        // plus a per-key overhead, so re-read the allocator once that could cross the limit.
+        let mut unsampled = 0;
+        if spec.has(DENYOOM) {
+            let grow: usize = args.iter().map(|a| a.len() + 64).sum();
+            unsampled = self.shared.unsampled_writes.fetch_add(grow, Ordering::Relaxed) + grow;
+        }
         let mut used = self.shared.used_memory.load(Ordering::Relaxed);
-        if used <= max {
+        if used.saturating_add(unsampled) <= max {
             return None;
         }
         used = refresh_memory(&self.shared);
         if used > max && policy != crate::engine::EvictionPolicy::NoEviction {
-            let _gate = self.shared.gate.read(self.handle.id as usize);
+            // Inside EXEC this thread already holds the whole gate.
+            let _gate = (!in_exec).then(|| self.shared.gate.read(self.handle.id as usize));
             for _ in 0..16 {
                 let (_, evicted) = self
                     .shared
@@ -285,7 +303,7 @@ impl Session {
                     // Register before the view (and its locks) is released: no push is missed.
                     let notify = Arc::new(Notify::new());
                     let mut reg = shared.registry();
-                    for k in &keys {
+                    for k in block_keys(spec, &keys) {
                         reg.blocked
                             .entry((db, Sds::new(k)))
                             .or_default()
@@ -296,7 +314,7 @@ impl Session {
                 }
             } else if let Some(n) = &resuming {
                 // Served after waiting: leave the queues before waking the next waiter.
-                unregister_blocked(&shared, client_id, n, db, &keys);
+                unregister_blocked(shared, client_id, n, db, block_keys(spec, &keys));
             }
             if dirty > 0 {
                 shared.stats.dirty.fetch_add(dirty, Ordering::Relaxed);
@@ -305,7 +323,7 @@ impl Session {
                         let all = spec.name == "flushall" || spec.name == "swapdb";
                         shared.touch_all(if all { None } else { Some(db) });
                     }
-                    _ => touch_view(&shared, db, &keys, &mut *ctx.ks),
+                    _ => touch_view(shared, db, &keys, &mut *ctx.ks),
                 }
             }
             result = Some(r);
@@ -324,7 +342,10 @@ impl Session {
                     Err(e) => return Outcome::Reply(e.to_frame()),
                 };
                 if let Some(notify) = block_notify {
-                    let keys = key_idx.iter().map(|&i| Sds::new(&args[i])).collect();
+                    let keys = block_keys(spec, &key_idx)
+                        .iter()
+                        .map(|&i| Sds::new(&args[i]))
+                        .collect();
                     self.blocked = Some(Blocked {
                         args,
                         db,
@@ -362,8 +383,13 @@ impl Session {
         };
         let args = b.args.clone();
         let out = self.dispatch(args, false);
-        if !matches!(out, Outcome::Block { .. }) {
+        if !matches!(out, Outcome::Block { .. } | Outcome::Paused { .. }) {
             self.set_blocked_flag(false);
+            // Whatever ended the wait (a reply or an error), leave every queue.
+            if let Some(b) = self.blocked.take() {
+                let keys: Vec<&[u8]> = b.keys.iter().map(|k| &k[..]).collect();
+                unregister_blocked(&self.shared, self.handle.id, &b.notify, b.db, &keys);
+            }
         }
         out
     }
@@ -384,7 +410,9 @@ impl Session {
                 // A wake-up meant for us may have arrived with the timeout; pass it on.
                 touch_view(&shared, b.db, &keys, ks);
             });
-        cmd::lookup(&b.args[0]).map_or(Frame::Null, block_timeout_reply)
+        // Redis 7.0 answers every blocking timeout with a null array, BLMOVE and BRPOPLPUSH
+        // included (they answer a null bulk only inside MULTI).
+        Frame::NullArray
     }
 
     fn run_conn(&mut self, spec: &CommandSpec, args: Vec<Bytes>, in_exec: bool) -> Outcome {
@@ -572,6 +600,17 @@ impl Session {
     fn client(&mut self, args: &[Bytes]) -> Outcome {
         let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
         let wrong = || {
+            // Below the subcommand's Redis arity it is an arity error; above, a syntax error.
+            let arity: i32 = match sub.as_str() {
+                "id" | "info" | "getname" | "unpause" | "help" => 2,
+                "setname" | "no-evict" => 3,
+                "kill" | "pause" => -3,
+                _ => 0,
+            };
+            let n = args.len() as i32;
+            if (arity > 0 && n != arity) || (arity < 0 && n < -arity) {
+                return Outcome::Reply(sub_arity("client", &sub).to_frame());
+            }
             Outcome::Reply(Frame::error(format!(
                 "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try CLIENT HELP."
             )))
@@ -755,11 +794,26 @@ impl Session {
     fn config(&mut self, args: &[Bytes]) -> Result<Frame, CmdError> {
         let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
         match sub.as_str() {
-            "get" if args.len() >= 3 => {
+            "get" | "set" if args.len() < if sub == "get" { 3 } else { 4 } => {
+                Err(sub_arity("config", &sub))
+            }
+            "resetstat" | "rewrite" | "help" if args.len() != 2 => Err(sub_arity("config", &sub)),
+            "set" if args.len() % 2 != 0 => Err(CmdError::Syntax),
+            "get" => {
                 let params = self.shared.config().params();
                 let mut out = Vec::new();
                 let mut seen = HashSet::new();
                 for pat in &args[2..] {
+                    // A name without glob characters is looked up directly and echoed as given.
+                    if !pat.iter().any(|c| matches!(c, b'[' | b'*' | b'?')) {
+                        let hit = params.iter().find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(pat));
+                        if let Some((name, value)) = hit {
+                            if seen.insert(*name) {
+                                out.push((Frame::Bulk(pat.clone()), Frame::bulk(value.as_bytes())));
+                            }
+                        }
+                        continue;
+                    }
                     for (name, value) in &params {
                         if glob::matches(pat, name.as_bytes(), true) && seen.insert(*name) {
                             out.push((Frame::bulk(name.as_bytes()), Frame::bulk(value.as_bytes())));
@@ -770,12 +824,21 @@ impl Session {
             }
             "set" if args.len() >= 4 && args.len() % 2 == 0 => {
                 let mut cfg = self.shared.config().clone();
+                let mut names = HashSet::new();
                 for pair in args[2..].chunks(2) {
                     let name = String::from_utf8_lossy(&pair[0]).into_owned();
+                    if !names.insert(name.to_ascii_lowercase()) {
+                        return Err(CmdError::other(format!(
+                            "ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
+                        )));
+                    }
                     let value = String::from_utf8_lossy(&pair[1]).into_owned();
                     cfg.set_param(&name, &value).map_err(|e| match e {
                         ConfigError::Unknown(_) | ConfigError::Immutable(_) => CmdError::other(format!(
                             "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                        )),
+                        ConfigError::Invalid { reason, .. } => CmdError::other(format!(
+                            "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"
                         )),
                         other => CmdError::other(format!(
                             "ERR CONFIG SET failed (possibly related to argument '{name}') - {other}"
@@ -807,13 +870,10 @@ impl Session {
                     .map(|s| Frame::Simple(Bytes::from_static(s.as_bytes())))
                     .collect(),
             )),
-            "get" | "set" | "resetstat" | "rewrite" => Err(CmdError::other(format!(
+            "set" | "resetstat" | "rewrite" => Err(CmdError::other(format!(
                 "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try CONFIG HELP."
             ))),
-            _ => Err(CmdError::other(format!(
-                "ERR unknown subcommand '{}'. Try CONFIG HELP.",
-                String::from_utf8_lossy(&args[1])
-            ))),
+            _ => Err(unknown_subcommand("CONFIG", &args[1])),
         }
     }
 
@@ -821,7 +881,7 @@ impl Session {
         let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
         match (sub.as_str(), args.len()) {
             ("sleep", 3) => match cmd::float(&args[2]) {
-                Ok(s) if s >= 0.0 && s < 1e9 => Outcome::Sleep(Duration::from_secs_f64(s)),
+                Ok(s) if (0.0..1e9).contains(&s) => Outcome::Sleep(Duration::from_secs_f64(s)),
                 _ => Outcome::Reply(CmdError::NotFloat.to_frame()),
             },
             ("set-active-expire", 3) => {
@@ -936,6 +996,11 @@ impl Session {
         self.resp3 = false;
         self.no_evict = false;
         self.authed = self.shared.config().requirepass.is_empty();
+        if let Ok(mut info) = self.handle.info.lock() {
+            info.name.clear();
+            info.db = 0;
+            info.resp = 2;
+        }
         self.sync_sub_count();
     }
 
@@ -1027,9 +1092,13 @@ impl Session {
                     .collect(),
             )),
             ("numpat", 2) => Ok(Frame::Integer(self.shared.pubsub.numpat() as i64)),
-            _ => Err(CmdError::other(format!(
-                "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try PUBSUB HELP."
+            ("help", 2) => Ok(help_reply(PUBSUB_HELP)),
+            ("numpat" | "help", _) => Err(sub_arity("pubsub", &sub)),
+            ("channels", _) => Err(CmdError::other(format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+                String::from_utf8_lossy(&args[1])
             ))),
+            _ => Err(unknown_subcommand("PUBSUB", &args[1])),
         }
     }
 
@@ -1058,9 +1127,24 @@ impl Drop for Session {
 }
 
 /// `Shared::touch` with existence judged by a locked view.
+/// `Shared::touch` with readiness judged by a locked view: blocked clients wait for a list or a
+/// sorted set, so a key that holds another type wakes nobody (as in Redis).
 fn touch_view(shared: &Shared, db: usize, keys: &[&[u8]], ks: &mut dyn crate::engine::Keyspace) {
     let cell = std::cell::RefCell::new(ks);
-    shared.touch(db, keys, &|k| cell.borrow_mut().peek(db, k).is_some());
+    shared.touch(db, keys, &|k| {
+        cell.borrow_mut()
+            .peek(db, k)
+            .is_some_and(|e| matches!(e.value, Value::List(_) | Value::ZSet(_)))
+    });
+}
+
+/// The keys a blocking command waits on: only the source of a move (Redis blocks on it alone).
+fn block_keys<'a, T>(spec: &CommandSpec, keys: &'a [T]) -> &'a [T] {
+    if matches!(spec.name, "blmove" | "brpoplpush") {
+        &keys[..keys.len().min(1)]
+    } else {
+        keys
+    }
 }
 
 fn unregister_blocked(shared: &Shared, id: u64, notify: &Arc<Notify>, db: usize, keys: &[&[u8]]) {
@@ -1080,14 +1164,7 @@ fn unregister_blocked(shared: &Shared, id: u64, notify: &Arc<Notify>, db: usize,
 /// When a blocking command gives up: its timeout argument, in seconds (0 = never).
 fn block_deadline(spec: &CommandSpec, args: &[Bytes]) -> Result<Option<Instant>, CmdError> {
     let pos = if matches!(spec.name, "blmpop" | "bzmpop") { 1 } else { args.len() - 1 };
-    let secs = cmd::float(&args[pos]).map_err(|_| CmdError::Timeout)?;
-    if secs < 0.0 {
-        return Err(CmdError::other("ERR timeout is negative"));
-    }
-    if !secs.is_finite() || secs > 1e10 {
-        return Err(CmdError::Timeout);
-    }
-    Ok((secs > 0.0).then(|| Instant::now() + Duration::from_secs_f64(secs)))
+    Ok(cmd::lists::block_timeout(&args[pos])?.and_then(|d| Instant::now().checked_add(d)))
 }
 
 fn block_timeout_reply(spec: &CommandSpec) -> Frame {
@@ -1202,8 +1279,11 @@ fn command(args: &[Bytes]) -> Result<Frame, CmdError> {
     let Some(sub) = args.get(1) else {
         return Ok(Frame::Array(all.iter().map(|c| command_info(c)).collect()));
     };
+    let name = sub;
     let sub = String::from_utf8_lossy(sub).to_ascii_lowercase();
     match sub.as_str() {
+        "count" | "help" if args.len() != 2 => Err(sub_arity("command", &sub)),
+        "getkeys" if args.len() < 4 => Err(sub_arity("command", &sub)),
         "count" => Ok(Frame::Integer(all.len() as i64)),
         "list" => Ok(Frame::Array(all.iter().map(|c| Frame::bulk(c.name.as_bytes())).collect())),
         "info" => Ok(Frame::Array(if args.len() == 2 {
@@ -1211,7 +1291,7 @@ fn command(args: &[Bytes]) -> Result<Frame, CmdError> {
         } else {
             args[2..]
                 .iter()
-                .map(|n| cmd::lookup(n).map_or(Frame::NullArray, command_info))
+                .map(|n| cmd::lookup(n).map_or(Frame::Null, command_info))
                 .collect()
         })),
         "docs" => Ok(Frame::Map(if args.len() == 2 {
@@ -1225,22 +1305,70 @@ fn command(args: &[Bytes]) -> Result<Frame, CmdError> {
                 .map(|c| (Frame::bulk(c.name.as_bytes()), command_docs(c)))
                 .collect()
         })),
-        "getkeys" if args.len() >= 3 => {
+        "getkeys" => {
             let Some(spec) = cmd::lookup(&args[2]) else {
                 return Err(CmdError::other("ERR Invalid command specified"));
             };
             let inner = &args[2..];
+            if matches!(spec.keys, KeySpec::None) {
+                return Err(CmdError::other("ERR The command has no key arguments"));
+            }
+            if !arity_ok(spec, inner.len()) {
+                return Err(CmdError::other(
+                    "ERR Invalid number of arguments specified for command",
+                ));
+            }
             let idx = spec.keys.indexes(inner);
             if idx.is_empty() {
                 return Err(CmdError::other("ERR The command has no key arguments"));
             }
             Ok(Frame::Array(idx.iter().map(|&i| Frame::Bulk(inner[i].clone())).collect()))
         }
-        _ => Err(CmdError::other(format!(
-            "ERR unknown subcommand '{sub}'. Try COMMAND HELP."
-        ))),
+        _ => Err(unknown_subcommand("COMMAND", name)),
     }
 }
+
+/// Redis' arity error for a subcommand, such as `'client|setname'`.
+fn sub_arity(container: &str, sub: &str) -> CmdError {
+    CmdError::other(format!(
+        "ERR wrong number of arguments for '{container}|{sub}' command"
+    ))
+}
+
+/// Redis' error for a subcommand it does not have; the name is shown as the client sent it.
+fn unknown_subcommand(container: &str, sub: &[u8]) -> CmdError {
+    CmdError::other(format!(
+        "ERR unknown subcommand '{}'. Try {container} HELP.",
+        String::from_utf8_lossy(&sub[..sub.len().min(128)])
+    ))
+}
+
+fn help_reply(lines: &[&'static str]) -> Frame {
+    Frame::Array(
+        lines
+            .iter()
+            .map(|s| Frame::Simple(Bytes::from_static(s.as_bytes())))
+            .collect(),
+    )
+}
+
+/// `PUBSUB HELP`, as Redis 7.0 prints it.
+const PUBSUB_HELP: &[&str] = &[
+    "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CHANNELS [<pattern>]",
+    "    Return the currently active channels matching a <pattern> (default: '*').",
+    "NUMPAT",
+    "    Return number of subscriptions to patterns.",
+    "NUMSUB [<channel> ...]",
+    "    Return the number of subscribers for the specified channels, excluding",
+    "    pattern subscriptions(default: no channels).",
+    "SHARDCHANNELS [<pattern>]",
+    "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+    "SHARDNUMSUB [<shardchannel> ...]",
+    "    Return the number of subscribers for the specified shard level channel(s)",
+    "HELP",
+    "    Prints this help.",
+];
 
 const fn conn(name: &'static str, arity: i32, flags: u32, group: &'static str) -> CommandSpec {
     CommandSpec {
