@@ -203,16 +203,45 @@ async fn shutdown_on_signal(cancel: CancellationToken) {
 }
 
 /// A child process that is killed when dropped.
-struct ChildGuard(Child);
+/// A data node started by `vigil up`: asked to shut down over RESP when dropped, and killed if it
+/// has not exited within five seconds.
+struct ChildGuard {
+    child: Child,
+    addr: Option<String>,
+}
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Some(addr) = &self.addr {
+            if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+                let _ = s.write_all(b"*1\r\n$8\r\nSHUTDOWN\r\n");
+            }
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 fn up(args: UpArgs) -> Result<()> {
+    // Handlers go in before anything starts: a Ctrl-C that arrives while the data node starts or
+    // right after the address is printed must stop both, not kill us and orphan the data node.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (mut interrupt, mut terminate) = rt
+        .block_on(async {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok::<_, std::io::Error>((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?))
+        })
+        .context("installing signal handlers")?;
     let exe = std::env::current_exe().context("locating the vigil binary")?;
     let dir = tempfile_dir()?;
     let mut child = Process::new(&exe)
@@ -223,7 +252,7 @@ fn up(args: UpArgs) -> Result<()> {
         .spawn()
         .context("starting the data node")?;
     let stdout = child.stdout.take().context("reading the data node's output")?;
-    let guard = ChildGuard(child);
+    let mut guard = ChildGuard { child, addr: None };
     let mut line = String::new();
     BufReader::new(stdout)
         .read_line(&mut line)
@@ -233,6 +262,7 @@ fn up(args: UpArgs) -> Result<()> {
         .strip_prefix("READY resp=")
         .ok_or_else(|| anyhow!("the data node did not start: {line:?}"))?
         .to_string();
+    guard.addr = Some(addr.clone());
     let port = addr.rsplit(':').next().unwrap_or("6379");
     println!("vigil local cluster is up (data in {})", dir.display());
     println!();
@@ -241,12 +271,11 @@ fn up(args: UpArgs) -> Result<()> {
     println!("connect:  redis-cli -p {port}");
     println!("stop:     Ctrl-C");
     std::io::stdout().flush().ok();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     rt.block_on(async {
-        let _ = tokio::signal::ctrl_c().await;
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
     });
     println!("stopping");
     drop(guard);

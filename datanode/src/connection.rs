@@ -94,7 +94,15 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, handle: Arc<ClientHan
                 n += 1;
                 let outcome = session.execute(args);
                 match apply(outcome, &session, &mut out) {
-                    Step::Continue => {}
+                    Step::Continue => {
+                        // Check the limit as replies pile up, not only after the batch: a
+                        // pipeline of large replies would otherwise pass it 512 times over.
+                        if out.len() > READ_CHUNK
+                            && over_output_limit(&shared, &session, out.len(), &mut soft_since)
+                        {
+                            break;
+                        }
+                    }
                     Step::Wait(w) => {
                         wait = w;
                         break;

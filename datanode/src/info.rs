@@ -166,7 +166,8 @@ fn stats(s: &Shared, o: &mut String) -> R {
     writeln!(o, "keyspace_misses:{}\r", e.keyspace_misses)?;
     writeln!(o, "pubsub_channels:{channels}\r")?;
     writeln!(o, "pubsub_patterns:{patterns}\r")?;
-    writeln!(o, "client_output_buffer_limit_disconnections:{}\r", g(&st.output_limit_kills))?;
+    let limit_kills = g(&st.output_limit_kills) + g(&s.pubsub.limit_kills);
+    writeln!(o, "client_output_buffer_limit_disconnections:{limit_kills}\r")?;
     writeln!(o, "total_error_replies:{}\r", g(&st.errors))
 }
 

@@ -39,6 +39,8 @@ struct Inner {
 #[derive(Default)]
 pub struct PubSub {
     inner: RwLock<Inner>,
+    /// Subscribers disconnected here for passing the pub/sub output limit.
+    pub limit_kills: std::sync::atomic::AtomicU64,
 }
 
 impl PubSub {
@@ -84,7 +86,7 @@ impl PubSub {
                     Frame::Bulk(channel.clone()),
                     Frame::Bulk(message.clone()),
                 ]);
-                n += usize::from(deliver(s, f, channel.len() + message.len(), hard_limit));
+                n += usize::from(self.deliver(s, f, channel.len() + message.len(), hard_limit));
             }
         }
         for (pat, subs) in &inner.patterns {
@@ -99,7 +101,7 @@ impl PubSub {
                     Frame::Bulk(message.clone()),
                 ]);
                 let size = pat.len() + channel.len() + message.len();
-                n += usize::from(deliver(s, f, size, hard_limit));
+                n += usize::from(self.deliver(s, f, size, hard_limit));
             }
         }
         n
@@ -125,27 +127,30 @@ impl PubSub {
         self.read().patterns.values().map(HashMap::len).sum()
     }
 
+    /// Queues a message unless the subscriber is over its limit, in which case it is disconnected.
+    fn deliver(&self, s: &Subscriber, frame: Frame, payload: usize, hard_limit: usize) -> bool {
+        let size = payload + 48;
+        let pending = s.handle.pending_push.fetch_add(size, Ordering::Relaxed) + size;
+        if hard_limit != 0 && pending > hard_limit {
+            s.handle.pending_push.fetch_sub(size, Ordering::Relaxed);
+            if !s.handle.kill.is_cancelled() {
+                s.handle.kill.cancel();
+                self.limit_kills.fetch_add(1, Ordering::Relaxed);
+            }
+            return false;
+        }
+        if s.tx.send((frame, size)).is_err() {
+            s.handle.pending_push.fetch_sub(size, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
     /// Number of channels with subscribers and number of patterns, for INFO.
     pub fn counts(&self) -> (usize, usize) {
         let inner = self.read();
         (inner.channels.len(), inner.patterns.len())
     }
-}
-
-/// Queues a message unless the subscriber is over its limit, in which case it is disconnected.
-fn deliver(s: &Subscriber, frame: Frame, payload: usize, hard_limit: usize) -> bool {
-    let size = payload + 48;
-    let pending = s.handle.pending_push.fetch_add(size, Ordering::Relaxed) + size;
-    if hard_limit != 0 && pending > hard_limit {
-        s.handle.pending_push.fetch_sub(size, Ordering::Relaxed);
-        s.handle.kill.cancel();
-        return false;
-    }
-    if s.tx.send((frame, size)).is_err() {
-        s.handle.pending_push.fetch_sub(size, Ordering::Relaxed);
-        return false;
-    }
-    true
 }
 
 const fn conn(name: &'static str, arity: i32, flags: u32) -> CommandSpec {

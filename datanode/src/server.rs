@@ -487,8 +487,12 @@ fn enforce_output_limits(shared: &Shared) {
         return;
     }
     for c in shared.clients().values() {
-        if c.pending_push.load(Ordering::Relaxed) > hard {
+        if c.pending_push.load(Ordering::Relaxed) > hard && !c.kill.is_cancelled() {
             c.kill.cancel();
+            shared
+                .stats
+                .output_limit_kills
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 }

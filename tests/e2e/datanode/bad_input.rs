@@ -78,7 +78,7 @@ fn bad_commands_get_exact_errors_and_the_connection_goes_on() {
     let node = datanode(&[]);
     let mut other = bystander(node.addr);
     let mut c = Conn::new(node.addr);
-    assert_eq!(c.cmd(&["HSET", "h", "f", "v"]), Frame::Integer(1));
+    assert_eq!(c.cmd(&["RPUSH", "list", "a"]), Frame::Integer(1));
     assert_eq!(c.cmd(&["SET", "n", "abc"]), Frame::ok());
     let cases: &[(&[&str], &str)] = &[
         (&["GET"], "ERR wrong number of arguments for 'get' command"),
@@ -87,14 +87,17 @@ fn bad_commands_get_exact_errors_and_the_connection_goes_on() {
             "ERR wrong number of arguments for 'set' command",
         ),
         (
-            &["GET", "h"],
+            &["GET", "list"],
             "WRONGTYPE Operation against a key holding the wrong kind of value",
         ),
         (
             &["FOO", "bar", "baz"],
             "ERR unknown command 'FOO', with args beginning with: 'bar' 'baz' ",
         ),
-        (&["INCR", "n"], "ERR value is not an integer or out of range"),
+        (
+            &["INCR", "n"],
+            "ERR value is not an integer or out of range",
+        ),
         (
             &["EXPIRE", "n", "soon"],
             "ERR value is not an integer or out of range",
@@ -122,10 +125,7 @@ fn clients_over_maxclients_are_refused_with_redis_error() {
     assert_eq!(second.cmd(&["PING"]), simple("PONG"));
 
     let mut third = Conn::new(node.addr);
-    assert_eq!(
-        third.read(),
-        Some(err("ERR max number of clients reached"))
-    );
+    assert_eq!(third.read(), Some(err("ERR max number of clients reached")));
     assert!(disconnected(&mut third), "refused client left open");
     assert_still_served(&mut first);
     assert!(info_u64(&mut first, "stats", "rejected_connections") >= 1);
@@ -178,11 +178,22 @@ fn client_that_never_reads_is_disconnected_at_its_output_limit() {
     assert_eq!(other.cmd(&["STRLEN", "big"]), Frame::Integer(256 * 1024));
     // The replies that were never sent are freed with the client.
     let slack = 20 * 1024 * 1024;
-    let mut rss = 0;
     wait_until(DEADLINE, || {
-        rss = info_u64(&mut other, "memory", "used_memory_rss");
-        rss <= rss_before + slack
+        info_u64(&mut other, "memory", "used_memory_rss") <= rss_before + slack
     });
+    // And they never grew much past the limit: the server's peak RSS (which INFO does not show)
+    // stayed near the start, far below the 1 GiB the client asked for.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", node.pid()))
+        .expect("server /proc status");
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in {status}"));
+    assert!(
+        peak_kib * 1024 <= rss_before + 2 * slack,
+        "peak RSS {peak_kib} KiB, {rss_before} bytes before"
+    );
 }
 
 #[test]
@@ -201,11 +212,7 @@ fn slow_subscriber_is_disconnected_at_the_pubsub_limit() {
     let mut sub = Conn::new(node.addr);
     assert_eq!(
         sub.cmd(&["SUBSCRIBE", "news"]),
-        Frame::Array(vec![
-            bulk("subscribe"),
-            bulk("news"),
-            Frame::Integer(1)
-        ])
+        Frame::Array(vec![bulk("subscribe"), bulk("news"), Frame::Integer(1)])
     );
 
     // The subscriber reads nothing from here on. The socket buffers absorb a few MiB, then its
@@ -228,12 +235,12 @@ fn slow_subscriber_is_disconnected_at_the_pubsub_limit() {
         publisher.cmd(&["PUBSUB", "NUMSUB", "news"])
             == Frame::Array(vec![bulk("news"), Frame::Integer(0)])
     });
-    assert!(
-        info_u64(
-            &mut publisher,
-            "stats",
-            "client_output_buffer_limit_disconnections"
-        ) >= 1
+    // Counted whichever path noticed first: the publisher's queue check or the connection task.
+    let counted = info_u64(
+        &mut publisher,
+        "stats",
+        "client_output_buffer_limit_disconnections",
     );
+    assert!(counted >= 1, "the disconnection is counted, got {counted}");
     assert_still_served(&mut publisher);
 }
