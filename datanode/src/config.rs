@@ -55,6 +55,35 @@ pub struct Config {
     pub timeout: Duration,
     /// Background task frequency (active expiry), per second.
     pub hz: u32,
+    /// Replicate from this master (`host port`) at start; `None` starts as a master.
+    pub replicaof: Option<(String, u16)>,
+    /// Size of the replication backlog in bytes (`repl-backlog-size`).
+    pub repl_backlog_size: usize,
+    /// Stream full-sync snapshots straight to the socket (`repl-diskless-sync`); otherwise they
+    /// go through a temporary file in `dir`.
+    pub repl_diskless_sync: bool,
+    /// Wait before starting a diskless full sync (`repl-diskless-sync-delay`).
+    pub repl_diskless_sync_delay: Duration,
+    /// A link silent for this long is dropped, on both sides (`repl-timeout`).
+    pub repl_timeout: Duration,
+    /// How often a master pings its replicas through the stream (`repl-ping-replica-period`).
+    pub repl_ping_replica_period: Duration,
+    /// Refuse writes with fewer good replicas than this (`min-replicas-to-write`); 0 disables.
+    pub min_replicas_to_write: usize,
+    /// A replica is good if it acknowledged within this (`min-replicas-max-lag`).
+    pub min_replicas_max_lag: Duration,
+    /// Password to authenticate to the master with (`masterauth`); empty means none.
+    pub masterauth: String,
+    /// User to authenticate to the master as (`masteruser`); empty means the default user.
+    pub masteruser: String,
+    /// Refuse client writes while a replica (`replica-read-only`).
+    pub replica_read_only: bool,
+    /// Promotion priority reported to sentinels (`replica-priority`); 0 never promotes.
+    pub replica_priority: u32,
+    /// Address to announce to the master instead of ours (`replica-announce-ip`).
+    pub replica_announce_ip: String,
+    /// Port to announce to the master instead of ours (`replica-announce-port`); 0 = ours.
+    pub replica_announce_port: u16,
 }
 
 impl Default for Config {
@@ -89,9 +118,32 @@ impl Default for Config {
             },
             timeout: Duration::ZERO,
             hz: 10,
+            replicaof: None,
+            repl_backlog_size: 1024 * 1024,
+            repl_diskless_sync: true,
+            // Redis waits 5 s so that several replicas share one snapshot; each of ours gets its
+            // own, so waiting only delays the sync.
+            repl_diskless_sync_delay: Duration::ZERO,
+            repl_timeout: Duration::from_secs(60),
+            repl_ping_replica_period: Duration::from_secs(10),
+            min_replicas_to_write: 0,
+            min_replicas_max_lag: Duration::from_secs(10),
+            masterauth: String::new(),
+            masteruser: String::new(),
+            replica_read_only: true,
+            replica_priority: 100,
+            replica_announce_ip: String::new(),
+            replica_announce_port: 0,
         }
     }
 }
+
+/// Why a memory size does not parse, in Redis' words.
+const NOT_MEMORY: &str = "argument must be a memory value";
+/// Why an integer does not parse, in Redis' words.
+const NOT_INTEGER: &str = "argument couldn't be parsed into an integer";
+/// Why a `maxmemory-policy` does not parse, in Redis' words.
+const NOT_POLICY: &str = "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction";
 
 /// A configuration value breaks a rule.
 #[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
@@ -184,9 +236,33 @@ impl Config {
             ("lazyfree-lazy-eviction", "no".into()),
             ("protected-mode", "no".into()),
             ("io-threads", "1".into()),
-            ("replica-read-only", "yes".into()),
+            ("replica-read-only", yes_no(self.replica_read_only)),
+            ("slave-read-only", yes_no(self.replica_read_only)),
+            (
+                "replicaof",
+                self.replicaof.as_ref().map_or(String::new(), |(h, p)| format!("{h} {p}")),
+            ),
+            ("repl-backlog-size", self.repl_backlog_size.to_string()),
+            ("repl-backlog-ttl", "3600".into()),
+            ("repl-diskless-sync", yes_no(self.repl_diskless_sync)),
+            ("repl-diskless-sync-delay", self.repl_diskless_sync_delay.as_secs().to_string()),
+            ("repl-diskless-load", "disabled".into()),
+            ("repl-timeout", self.repl_timeout.as_secs().to_string()),
+            ("repl-ping-replica-period", self.repl_ping_replica_period.as_secs().to_string()),
+            ("min-replicas-to-write", self.min_replicas_to_write.to_string()),
+            ("min-slaves-to-write", self.min_replicas_to_write.to_string()),
+            ("min-replicas-max-lag", self.min_replicas_max_lag.as_secs().to_string()),
+            ("min-slaves-max-lag", self.min_replicas_max_lag.as_secs().to_string()),
+            ("masterauth", self.masterauth.clone()),
+            ("masteruser", self.masteruser.clone()),
+            ("replica-priority", self.replica_priority.to_string()),
+            ("slave-priority", self.replica_priority.to_string()),
+            ("replica-announce-ip", self.replica_announce_ip.clone()),
+            ("slave-announce-ip", self.replica_announce_ip.clone()),
+            ("replica-announce-port", self.replica_announce_port.to_string()),
+            ("slave-announce-port", self.replica_announce_port.to_string()),
             ("list-max-listpack-size", "-2".into()),
-            ("hash-max-listpack-entries", "128".into()),
+            ("hash-max-listpack-entries", "512".into()),
             ("set-max-intset-entries", "512".into()),
             ("zset-max-listpack-entries", "128".into()),
         ]
@@ -201,22 +277,22 @@ impl Config {
         };
         let mut next = self.clone();
         match name.as_str() {
-            "maxclients" => next.maxclients = value.parse().map_err(|_| invalid("not a number"))?,
-            "maxmemory" => next.maxmemory = parse_memory(value).ok_or_else(|| invalid("not a size"))?,
+            "maxclients" => next.maxclients = value.parse().map_err(|_| invalid(NOT_INTEGER))?,
+            "maxmemory" => next.maxmemory = parse_memory(value).ok_or_else(|| invalid(NOT_MEMORY))?,
             "maxmemory-policy" => {
                 next.maxmemory_policy =
-                    EvictionPolicy::parse(value).ok_or_else(|| invalid("unknown policy"))?
+                    EvictionPolicy::parse(value).ok_or_else(|| invalid(NOT_POLICY))?
             }
             "maxmemory-samples" => {
-                next.maxmemory_samples = value.parse().map_err(|_| invalid("not a number"))?
+                next.maxmemory_samples = value.parse().map_err(|_| invalid(NOT_INTEGER))?
             }
             "requirepass" => next.requirepass = value.to_string(),
             "proto-max-bulk-len" => {
-                next.proto_max_bulk_len = parse_memory(value).ok_or_else(|| invalid("not a size"))?
+                next.proto_max_bulk_len = parse_memory(value).ok_or_else(|| invalid(NOT_MEMORY))?
             }
             "client-query-buffer-limit" => {
                 next.client_query_buffer_limit =
-                    parse_memory(value).ok_or_else(|| invalid("not a size"))?
+                    parse_memory(value).ok_or_else(|| invalid(NOT_MEMORY))?
             }
             "client-output-buffer-limit" => {
                 let words: Vec<&str> = value.split_whitespace().collect();
@@ -240,9 +316,49 @@ impl Config {
                 }
             }
             "timeout" => {
-                next.timeout = Duration::from_secs(value.parse().map_err(|_| invalid("not a number"))?)
+                next.timeout = Duration::from_secs(value.parse().map_err(|_| invalid(NOT_INTEGER))?)
             }
-            "hz" => next.hz = value.parse().map_err(|_| invalid("not a number"))?,
+            "hz" => next.hz = value.parse().map_err(|_| invalid(NOT_INTEGER))?,
+            "repl-backlog-size" => {
+                next.repl_backlog_size = parse_memory(value)
+                    .filter(|&n| n >= 16 * 1024)
+                    .ok_or_else(|| invalid(NOT_MEMORY))?
+            }
+            "repl-diskless-sync" => next.repl_diskless_sync = parse_bool(value).ok_or_else(|| invalid(NOT_BOOL))?,
+            "repl-diskless-sync-delay" => next.repl_diskless_sync_delay = secs(value).ok_or_else(|| invalid(NOT_INTEGER))?,
+            "repl-timeout" => {
+                next.repl_timeout = secs(value)
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| invalid(NOT_INTEGER))?
+            }
+            "repl-ping-replica-period" | "repl-ping-slave-period" => {
+                next.repl_ping_replica_period = secs(value)
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| invalid(NOT_INTEGER))?
+            }
+            "min-replicas-to-write" | "min-slaves-to-write" => {
+                next.min_replicas_to_write = value.parse().map_err(|_| invalid(NOT_INTEGER))?
+            }
+            "min-replicas-max-lag" | "min-slaves-max-lag" => {
+                next.min_replicas_max_lag = secs(value).ok_or_else(|| invalid(NOT_INTEGER))?
+            }
+            "masterauth" => next.masterauth = value.to_string(),
+            "masteruser" => next.masteruser = value.to_string(),
+            "replica-read-only" | "slave-read-only" => {
+                next.replica_read_only = parse_bool(value).ok_or_else(|| invalid(NOT_BOOL))?
+            }
+            "replica-priority" | "slave-priority" => {
+                next.replica_priority = value.parse().map_err(|_| invalid(NOT_INTEGER))?
+            }
+            "replica-announce-ip" | "slave-announce-ip" => next.replica_announce_ip = value.to_string(),
+            "replica-announce-port" | "slave-announce-port" => {
+                next.replica_announce_port = value.parse().map_err(|_| invalid(NOT_INTEGER))?
+            }
+            "repl-backlog-ttl" | "repl-diskless-load" => {
+                // Accepted for compatibility: the backlog is kept while the node runs, and a
+                // replica always loads through memory (never a half-loaded keyspace).
+            }
+            "replicaof" | "slaveof" => return Err(ConfigError::Immutable(name)),
             "save" | "appendonly" | "appendfsync" | "notify-keyspace-events" | "tcp-keepalive"
             | "slowlog-log-slower-than" | "slowlog-max-len" | "lazyfree-lazy-eviction"
             | "protected-mode" => {
@@ -258,6 +374,28 @@ impl Config {
         *self = next;
         Ok(())
     }
+}
+
+/// Why a yes/no parameter does not parse, in Redis' words.
+const NOT_BOOL: &str = "argument must be 'yes' or 'no'";
+
+/// Redis' spelling of a boolean parameter.
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+/// Parses `yes`/`no`.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parses a whole number of seconds.
+fn secs(s: &str) -> Option<Duration> {
+    s.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// Parses a Redis memory size: `1024`, `1k`, `1kb`, `5mb`, `1gb` (k = 1000, kb = 1024).

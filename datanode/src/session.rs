@@ -156,7 +156,19 @@ impl Session {
     /// Runs one request.
     pub fn execute(&mut self, args: Vec<Bytes>) -> Outcome {
         self.commands += 1;
-        let outcome = self.dispatch(args, false);
+        let exec = is(&args[0], "EXEC");
+        let mut outcome = self.dispatch(args, false);
+        // Error texts may quote arguments; like Redis, never let them break the protocol line.
+        match &mut outcome {
+            Outcome::Reply(f) | Outcome::Close(f) => {
+                sanitize_error(f);
+                if let (true, Frame::Array(items)) = (exec, f) {
+                    items.iter_mut().for_each(sanitize_error);
+                }
+            }
+            Outcome::Many(fs) => fs.iter_mut().for_each(sanitize_error),
+            _ => {}
+        }
         if let Outcome::Reply(Frame::Error(_)) = &outcome {
             self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -183,6 +195,13 @@ impl Session {
                 self.multi_error = true;
             }
             return Outcome::Reply(CmdError::Arity(spec.name.into()).to_frame());
+        }
+        if let Some(e) = subcommand_error(spec.name, &args) {
+            // Redis knows subcommands at lookup time: these are rejected even inside MULTI.
+            if self.multi.is_some() {
+                self.multi_error = true;
+            }
+            return Outcome::Reply(e.to_frame());
         }
         if !self.authed && !spec.has(NOAUTH) {
             return Outcome::Reply(Frame::error_static("NOAUTH Authentication required."));
@@ -323,7 +342,13 @@ impl Session {
                         let all = spec.name == "flushall" || spec.name == "swapdb";
                         shared.touch_all(if all { None } else { Some(db) });
                     }
-                    _ => touch_view(shared, db, &keys, &mut *ctx.ks),
+                    _ => {
+                        touch_view(shared, db, written_keys(spec.name, &keys), &mut *ctx.ks);
+                        // MOVE and COPY .. DB write their key in another database.
+                        if let Some((other, key)) = other_db_write(spec.name, &args) {
+                            touch_view(shared, other, &[key], &mut *ctx.ks);
+                        }
+                    }
                 }
             }
             result = Some(r);
@@ -658,6 +683,13 @@ impl Session {
                         ids = Some(set);
                         break;
                     } else if is(&args[i], "TYPE") && i + 1 < args.len() {
+                        let t = &args[i + 1];
+                        if !["normal", "slave", "replica", "pubsub", "master"].iter().any(|n| is(t, n)) {
+                            return reply(Err(CmdError::other(format!(
+                                "ERR Unknown client type '{}'",
+                                String::from_utf8_lossy(t)
+                            ))));
+                        }
                         i += 2;
                     } else {
                         return reply(Err(CmdError::Syntax));
@@ -690,14 +722,19 @@ impl Session {
             }
             ("no-touch", 3) => reply(Ok(Frame::ok())),
             ("pause", 3 | 4) => {
-                let Ok(ms) = cmd::uint(&args[2]) else {
+                let Ok(ms) = cmd::int(&args[2]) else {
                     return reply(Err(CmdError::other("ERR timeout is not an integer or out of range")));
+                };
+                let Ok(ms) = u64::try_from(ms) else {
+                    return reply(Err(CmdError::other("ERR timeout is negative")));
                 };
                 let all = match args.get(3) {
                     None => true,
                     Some(m) if is(m, "ALL") => true,
                     Some(m) if is(m, "WRITE") => false,
-                    Some(_) => return reply(Err(CmdError::Syntax)),
+                    Some(_) => {
+                        return reply(Err(CmdError::other("ERR CLIENT PAUSE mode must be WRITE or ALL")));
+                    }
                 };
                 let until = Instant::now() + Duration::from_millis(ms);
                 if let Ok(mut p) = self.shared.pause.lock() {
@@ -753,15 +790,22 @@ impl Session {
             let k = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
             let v = String::from_utf8_lossy(&pair[1]).into_owned();
             match k.as_str() {
-                "skipme" => skipme = v.eq_ignore_ascii_case("yes"),
-                "id" | "addr" | "laddr" | "type" | "user" => {
-                    if k == "id" && v.parse::<u64>().is_err() {
-                        return Err(CmdError::other(
-                            "ERR client-id should be greater than 0",
-                        ));
-                    }
-                    filters.push((k, v));
+                "skipme" if v.eq_ignore_ascii_case("yes") => skipme = true,
+                "skipme" if v.eq_ignore_ascii_case("no") => skipme = false,
+                "id" if !v.parse::<i64>().is_ok_and(|id| id > 0) => {
+                    return Err(CmdError::other("ERR client-id should be greater than 0"));
                 }
+                "type"
+                    if !["normal", "slave", "replica", "pubsub", "master"]
+                        .iter()
+                        .any(|t| v.eq_ignore_ascii_case(t)) =>
+                {
+                    return Err(CmdError::other(format!("ERR Unknown client type '{v}'")));
+                }
+                "user" if v != "default" => {
+                    return Err(CmdError::other(format!("ERR No such user '{v}'")));
+                }
+                "id" | "addr" | "laddr" | "type" | "user" => filters.push((k, v)),
                 _ => return Err(CmdError::Syntax),
             }
         }
@@ -1126,6 +1170,32 @@ impl Drop for Session {
     }
 }
 
+/// The keys a successful write changed, out of the keys it locked: commands that read sources
+/// and store into a destination change only the destination, so a WATCH on a source (and a
+/// client blocked on one) is not disturbed, as in Redis.
+fn written_keys<'k>(name: &str, keys: &'k [&'k [u8]]) -> &'k [&'k [u8]] {
+    match name {
+        "copy" => keys.get(1..2).unwrap_or(keys),
+        "sinterstore" | "sunionstore" | "sdiffstore" | "zunionstore" | "zinterstore"
+        | "zdiffstore" | "zrangestore" => keys.get(..1).unwrap_or(keys),
+        _ => keys,
+    }
+}
+
+/// The (database, key) that MOVE and COPY .. DB wrote outside the selected database.
+fn other_db_write<'a>(name: &str, args: &'a [Bytes]) -> Option<(usize, &'a [u8])> {
+    let db = |a: &Bytes| cmd::int(a).ok().and_then(|n| usize::try_from(n).ok());
+    match name {
+        "move" => Some((db(args.get(2)?)?, &args[1][..])),
+        "copy" => {
+            let at = args.iter().rposition(|a| is(a, "DB"))?;
+            (at >= 3).then_some(())?;
+            Some((db(args.get(at + 1)?)?, &args[2][..]))
+        }
+        _ => None,
+    }
+}
+
 /// `Shared::touch` with existence judged by a locked view.
 /// `Shared::touch` with readiness judged by a locked view: blocked clients wait for a list or a
 /// sorted set, so a key that holds another type wakes nobody (as in Redis).
@@ -1325,6 +1395,63 @@ fn command(args: &[Bytes]) -> Result<Frame, CmdError> {
             Ok(Frame::Array(idx.iter().map(|&i| Frame::Bulk(inner[i].clone())).collect()))
         }
         _ => Err(unknown_subcommand("COMMAND", name)),
+    }
+}
+
+/// Subcommands of container commands with their Redis arity (the container's name counted),
+/// checked before the command runs or is queued, as Redis' command lookup does.
+const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
+    (
+        "client",
+        &[
+            ("id", 2), ("info", 2), ("list", -2), ("kill", -3), ("getname", 2), ("setname", 3),
+            ("pause", -3), ("unpause", 2), ("no-evict", 3), ("help", 2), ("reply", 3),
+            ("tracking", -3), ("caching", 3), ("getredir", 2), ("trackinginfo", 2),
+            ("unblock", -3), ("setinfo", 4), ("no-touch", 3),
+        ],
+    ),
+    ("config", &[("get", -3), ("set", -4), ("resetstat", 2), ("rewrite", 2), ("help", 2)]),
+    (
+        "command",
+        &[
+            ("count", 2), ("list", -2), ("info", -2), ("docs", -2), ("getkeys", -4),
+            ("getkeysandflags", -4), ("help", 2),
+        ],
+    ),
+    (
+        "pubsub",
+        &[
+            ("channels", -2), ("numsub", -2), ("numpat", 2), ("help", 2), ("shardchannels", -2),
+            ("shardnumsub", -2),
+        ],
+    ),
+    ("object", &[("encoding", 3), ("freq", 3), ("idletime", 3), ("refcount", 3), ("help", 2)]),
+];
+
+/// The error Redis gives for an unknown subcommand or a subcommand's wrong arity, if any.
+fn subcommand_error(name: &str, args: &[Bytes]) -> Option<CmdError> {
+    let (_, subs) = SUBCOMMANDS.iter().find(|(c, _)| *c == name)?;
+    let sub = args.get(1)?;
+    let Some((sub, arity)) = subs.iter().find(|(s, _)| sub.eq_ignore_ascii_case(s.as_bytes()))
+    else {
+        return Some(unknown_subcommand(&name.to_ascii_uppercase(), sub));
+    };
+    let n = args.len() as i32;
+    let ok = if *arity >= 0 { n == *arity } else { n >= -*arity };
+    (!ok).then(|| sub_arity(name, sub))
+}
+
+/// Replaces CR and LF in an error reply with spaces, as Redis' `addReplyErrorLength` callers do:
+/// an error is one protocol line, and its text may quote client arguments.
+fn sanitize_error(f: &mut Frame) {
+    if let Frame::Error(text) = f {
+        if text.iter().any(|&c| c == b'\r' || c == b'\n') {
+            let clean: Vec<u8> = text
+                .iter()
+                .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c })
+                .collect();
+            *text = Bytes::from(clean);
+        }
     }
 }
 

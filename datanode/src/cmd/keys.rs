@@ -138,7 +138,7 @@ fn ttl(c: &mut Ctx<'_>) -> CmdResult {
     Ok(Frame::Integer(match name.as_slice() {
         b"ttl" => (left + 500) / 1000,
         b"pttl" => left,
-        b"expiretime" => at as i64 / 1000,
+        b"expiretime" => (at as i64 + 500) / 1000,
         _ => at as i64,
     }))
 }
@@ -168,10 +168,7 @@ fn keys_(c: &mut Ctx<'_>) -> CmdResult {
 }
 
 fn scan(c: &mut Ctx<'_>) -> CmdResult {
-    let cursor = std::str::from_utf8(&c.args[1])
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| CmdError::other("ERR invalid cursor"))?;
+    let cursor = parse_cursor(&c.args[1]).ok_or_else(|| CmdError::other("ERR invalid cursor"))?;
     let mut pattern: Option<Bytes> = None;
     let mut count = 10usize;
     let mut type_filter: Option<Bytes> = None;
@@ -214,6 +211,21 @@ fn scan(c: &mut Ctx<'_>) -> CmdResult {
         Frame::bulk(next.to_string().as_bytes()),
         Frame::Array(out),
     ]))
+}
+
+/// Parses a SCAN cursor as Redis does with `strtoul`: an optional sign, then decimal digits;
+/// a negative cursor wraps around.
+pub fn parse_cursor(arg: &[u8]) -> Option<u64> {
+    let (neg, digits) = match arg.first() {
+        Some(b'-') => (true, &arg[1..]),
+        Some(b'+') => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(if neg { n.wrapping_neg() } else { n })
 }
 
 fn rename(c: &mut Ctx<'_>) -> CmdResult {
@@ -349,16 +361,26 @@ fn copy(c: &mut Ctx<'_>) -> CmdResult {
 
 fn object(c: &mut Ctx<'_>) -> CmdResult {
     let sub = c.args[1].clone();
-    if is(&sub, "HELP") {
-        return Ok(Frame::Array(vec![Frame::simple(
-            "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are: ENCODING, FREQ, IDLETIME, REFCOUNT.",
-        )]));
-    }
-    if c.argc() != 3 {
+    let known = ["ENCODING", "FREQ", "IDLETIME", "REFCOUNT", "HELP"]
+        .into_iter()
+        .find(|k| is(&sub, k));
+    let Some(known) = known else {
         return Err(CmdError::other(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try OBJECT HELP.",
-            String::from_utf8_lossy(&sub)
+            "ERR unknown subcommand '{}'. Try OBJECT HELP.",
+            String::from_utf8_lossy(&sub[..sub.len().min(128)])
         )));
+    };
+    let arity = if known == "HELP" { 2 } else { 3 };
+    if c.argc() != arity {
+        return Err(CmdError::other(format!(
+            "ERR wrong number of arguments for 'object|{}' command",
+            known.to_ascii_lowercase()
+        )));
+    }
+    if known == "HELP" {
+        return Ok(Frame::Array(
+            OBJECT_HELP.iter().map(|l| Frame::simple(l)).collect(),
+        ));
     }
     let now_s = c.now_ms() / 1000;
     let Some(e) = c.ks.peek(c.db, &c.args[2]) else {
@@ -384,6 +406,25 @@ fn object(c: &mut Ctx<'_>) -> CmdResult {
     )))
 }
 
+/// `OBJECT HELP`, as Redis 7.0 prints it.
+const OBJECT_HELP: &[&str] = &[
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "FREQ <key>",
+    "    Return the access frequency index of the <key>. The returned integer is",
+    "    proportional to the logarithm of the recent access frequency of the key.",
+    "IDLETIME <key>",
+    "    Return the idle time of the <key>, that is the approximated number of",
+    "    seconds elapsed since the last access to the key.",
+    "REFCOUNT <key>",
+    "    Return the number of references of the value associated with the specified",
+    "    <key>.",
+    "HELP",
+    "    Prints this help.",
+];
+
 /// The encoding Redis 7.0 would use for `v` with its default thresholds.
 pub fn encoding(v: &Value) -> &'static str {
     let small = |s: &[u8]| s.len() <= 64;
@@ -391,9 +432,9 @@ pub fn encoding(v: &Value) -> &'static str {
         Value::Str(s) if s.len() <= 20 && vigil_proto::resp::parse_i64(s).is_some() => "int",
         Value::Str(s) if s.len() <= 44 => "embstr",
         Value::Str(_) => "raw",
-        Value::List(l) if l.iter().map(|e| e.len() + 2).sum::<usize>() <= 8192 => "listpack",
+        // Redis 7.0 keeps every list in a quicklist (listpack-encoded lists came in 7.2).
         Value::List(_) => "quicklist",
-        Value::Hash(h) if h.len() <= 128 && h.iter().all(|(k, v)| small(k) && small(v)) => {
+        Value::Hash(h) if h.len() <= 512 && h.iter().all(|(k, v)| small(k) && small(v)) => {
             "listpack"
         }
         Value::Hash(_) => "hashtable",

@@ -73,44 +73,54 @@ fn parse_expiry(c: &Ctx<'_>, i: usize, name: &str) -> Result<u64, CmdError> {
     at.map(|v| v as u64).ok_or_else(invalid)
 }
 
-fn set(c: &mut Ctx<'_>) -> CmdResult {
-    let key = c.args[1].clone();
-    let mut nx = false;
-    let mut xx = false;
-    let mut get_old = false;
+/// The expiry units of SET and GETEX.
+const UNITS: [&str; 4] = ["EX", "PX", "EXAT", "PXAT"];
+
+/// Parses the options of SET (`set` true) or GETEX from `args[from..]` as Redis'
+/// `parseExtendedStringArgumentsOrReply` does: one expiry unit, which may repeat (the last value
+/// wins), never with KEEPTTL or PERSIST. Returns (nx, xx, get, expiry); an `Expiry::At` holds the
+/// index of the unit keyword, whose value is checked after the whole syntax is valid.
+fn parse_options(c: &Ctx<'_>, from: usize, set: bool) -> Result<(bool, bool, bool, Option<Expiry>), CmdError> {
+    let (mut nx, mut xx, mut get) = (false, false, false);
     let mut expiry: Option<Expiry> = None;
-    let mut i = 3;
+    let mut unit: Option<&str> = None;
+    let mut i = from;
     while i < c.argc() {
         let a = &c.args[i];
         let has_next = i + 1 < c.argc();
-        if is(a, "NX") && !xx {
+        let a_unit = UNITS.into_iter().find(|u| is(a, u));
+        if set && is(a, "NX") && !xx {
             nx = true;
-        } else if is(a, "XX") && !nx {
+        } else if set && is(a, "XX") && !nx {
             xx = true;
-        } else if is(a, "GET") {
-            get_old = true;
-        } else if is(a, "KEEPTTL") && expiry.is_none() {
+        } else if set && is(a, "GET") {
+            get = true;
+        } else if set && is(a, "KEEPTTL") && unit.is_none() {
             expiry = Some(Expiry::Keep);
-        } else if (is(a, "EX") || is(a, "PX") || is(a, "EXAT") || is(a, "PXAT"))
-            && expiry.is_none()
-            && has_next
-        {
-            expiry = Some(Expiry::At(0));
+        } else if !set && is(a, "PERSIST") && unit.is_none() {
+            expiry = Some(Expiry::Persist);
+        } else if let Some(u) = a_unit.filter(|&u| {
+            has_next
+                && !matches!(expiry, Some(Expiry::Keep | Expiry::Persist))
+                && unit.is_none_or(|prev| prev == u)
+        }) {
+            unit = Some(u);
+            expiry = Some(Expiry::At(i as u64));
             i += 1;
         } else {
             return Err(CmdError::Syntax);
         }
         i += 1;
     }
-    // Second pass for the expiry value, after the syntax is known to be valid (Redis order).
-    if let Some(Expiry::At(_)) = expiry {
-        let pos = (3..c.argc())
-            .find(|&j| {
-                let a = &c.args[j];
-                is(a, "EX") || is(a, "PX") || is(a, "EXAT") || is(a, "PXAT")
-            })
-            .expect("the first pass saw the expiry keyword");
-        expiry = Some(Expiry::At(parse_expiry(c, pos, "set")?));
+    Ok((nx, xx, get, expiry))
+}
+
+fn set(c: &mut Ctx<'_>) -> CmdResult {
+    let key = c.args[1].clone();
+    let (nx, xx, get_old, mut expiry) = parse_options(c, 3, true)?;
+    // The expiry value is checked after the syntax is known to be valid (Redis order).
+    if let Some(Expiry::At(pos)) = expiry {
+        expiry = Some(Expiry::At(parse_expiry(c, pos as usize, "set")?));
     }
     let old = if get_old {
         c.string(&key)?
@@ -189,26 +199,14 @@ fn getdel(c: &mut Ctx<'_>) -> CmdResult {
 
 fn getex(c: &mut Ctx<'_>) -> CmdResult {
     let key = c.args[1].clone();
-    let mut expiry = None;
-    let mut i = 2;
-    while i < c.argc() {
-        let a = &c.args[i];
-        if is(a, "PERSIST") && expiry.is_none() {
-            expiry = Some(Expiry::Persist);
-        } else if (is(a, "EX") || is(a, "PX") || is(a, "EXAT") || is(a, "PXAT"))
-            && expiry.is_none()
-            && i + 1 < c.argc()
-        {
-            expiry = Some(Expiry::At(parse_expiry(c, i, "getex")?));
-            i += 1;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 1;
-    }
+    let (_, _, _, mut expiry) = parse_options(c, 2, false)?;
+    // Redis looks the key up (nil, WRONGTYPE) before it validates the expiry value.
     let Some(val) = c.string(&key)? else {
         return Ok(Frame::Null);
     };
+    if let Some(Expiry::At(pos)) = expiry {
+        expiry = Some(Expiry::At(parse_expiry(c, pos as usize, "getex")?));
+    }
     let now = c.now_ms();
     match expiry {
         Some(Expiry::At(at)) if at <= now => {
@@ -218,11 +216,9 @@ fn getex(c: &mut Ctx<'_>) -> CmdResult {
             c.ks.set_expire(c.db, &key, at);
             c.dirty += 1;
         }
-        Some(Expiry::Persist) => {
-            if c.ks.peek(c.db, &key).is_some_and(|e| e.expire_at != 0) {
-                c.ks.set_expire(c.db, &key, 0);
-                c.dirty += 1;
-            }
+        Some(Expiry::Persist) if c.ks.peek(c.db, &key).is_some_and(|e| e.expire_at != 0) => {
+            c.ks.set_expire(c.db, &key, 0);
+            c.dirty += 1;
         }
         _ => {}
     }
@@ -319,11 +315,12 @@ fn incr(c: &mut Ctx<'_>) -> CmdResult {
 
 fn incrbyfloat(c: &mut Ctx<'_>) -> CmdResult {
     let key = c.args[1].clone();
-    let delta = float(&c.args[2])?;
+    // Redis checks the type, then the current value, then the increment.
     let cur = match c.string(&key)? {
         Some(s) => float(&s)?,
         None => 0.0,
     };
+    let delta = float(&c.args[2])?;
     let new = cur + delta;
     if !new.is_finite() {
         return Err(CmdError::other("ERR increment would produce NaN or Infinity"));
