@@ -530,8 +530,8 @@ fn decode_at(
 pub fn encode(frame: &Frame, proto: Protocol, out: &mut BytesMut) {
     let resp3 = proto == Protocol::Resp3;
     match frame {
-        Frame::Simple(s) => line(out, b'+', s),
-        Frame::Error(s) => line(out, b'-', s),
+        Frame::Simple(s) => status_line(out, b'+', s),
+        Frame::Error(s) => status_line(out, b'-', s),
         Frame::Integer(n) => {
             let mut b = itoa::Buffer::new();
             line(out, b':', b.format(*n).as_bytes());
@@ -600,6 +600,19 @@ fn line(out: &mut BytesMut, kind: u8, text: &[u8]) {
     out.extend_from_slice(&[kind]);
     out.extend_from_slice(text);
     out.extend_from_slice(b"\r\n");
+}
+
+/// A simple string or error line: a CR or LF inside would end the line early and desynchronise
+/// the peer, so each becomes a space (as Redis does for error texts).
+fn status_line(out: &mut BytesMut, kind: u8, text: &[u8]) {
+    if !text.iter().any(|&c| c == b'\r' || c == b'\n') {
+        return line(out, kind, text);
+    }
+    let clean: Vec<u8> = text
+        .iter()
+        .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c })
+        .collect();
+    line(out, kind, &clean);
 }
 
 fn header(out: &mut BytesMut, kind: u8, n: usize) {
@@ -791,6 +804,13 @@ mod tests {
                 assert_eq!(decode(&out[..cut], &Limits::default()).unwrap(), None);
             }
         }
+    }
+
+    #[test]
+    fn line_breaks_in_status_and_error_lines_become_spaces() {
+        let mut out = BytesMut::new();
+        Frame::error("ERR bad\r\narg").encode(Protocol::Resp2, &mut out);
+        assert_eq!(&out[..], b"-ERR bad  arg\r\n");
     }
 
     #[test]
