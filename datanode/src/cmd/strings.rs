@@ -316,8 +316,9 @@ fn incr(c: &mut Ctx<'_>) -> CmdResult {
 fn incrbyfloat(c: &mut Ctx<'_>) -> CmdResult {
     let key = c.args[1].clone();
     // Redis checks the type, then the current value, then the increment.
-    let cur = match c.string(&key)? {
-        Some(s) => float(&s)?,
+    let cur_text = c.string(&key)?;
+    let cur = match &cur_text {
+        Some(s) => float(s)?,
         None => 0.0,
     };
     let delta = float(&c.args[2])?;
@@ -325,7 +326,8 @@ fn incrbyfloat(c: &mut Ctx<'_>) -> CmdResult {
     if !new.is_finite() {
         return Err(CmdError::other("ERR increment would produce NaN or Infinity"));
     }
-    let text = fmt_human(new);
+    let cur_text: &[u8] = cur_text.as_deref().unwrap_or(b"0");
+    let text = vigil_proto::float::add_decimal(cur_text, &c.args[2]).unwrap_or_else(|| fmt_human(new));
     c.put_string(&key, Sds::new(text.as_bytes()), true);
     Ok(bulk(text.as_bytes()))
 }
