@@ -14,6 +14,7 @@
 //!   sets, sorted sets), each a `parse + apply` over a `Keyspace` view, returning its reply.
 //! - `engine`: `trait Engine` (the storage seam), the value model, the in-memory engine.
 //! - `pubsub`: channel and pattern subscriptions with bounded delivery.
+//! - `rdb`: the RDB snapshot codec (streaming reader of every Redis 7.0 encoding, plain writer).
 //! - `info`: `INFO` sections; `config`: `Config` and `CONFIG GET/SET`; `glob`: pattern matching;
 //!   `sds`: the compact string used for keys and values.
 //!
@@ -29,6 +30,7 @@ pub mod engine;
 pub mod glob;
 pub mod info;
 pub mod pubsub;
+pub mod rdb;
 pub mod sds;
 pub mod server;
 pub mod session;
