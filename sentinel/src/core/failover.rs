@@ -7,7 +7,7 @@
 //! the highest offset among fresh reads from at least `R - N + 1` of the `R` replicas.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
@@ -15,9 +15,9 @@ use tracing::{info, warn};
 use super::Sentinel;
 use super::action::{AbortReason, Action, ElectionReason, Event};
 use super::election::Election;
-use super::input::{Gossip, NodeRole};
+use super::input::{Gossip, NodeInfo, NodeRole};
 use super::timers::Timer;
-use super::types::{ConfigEpoch, GroupName, InfoSeq, NodeId, Term};
+use super::types::{ConfigEpoch, GroupName, InfoSeq, NodeId, ReplId, ReplOffset, Term};
 
 /// A failover led by this sentinel.
 #[derive(Debug)]
@@ -265,7 +265,7 @@ impl Sentinel {
             .copied()
             .filter(|r| *r != master)
             .collect();
-        let fresh_infos: Vec<(NodeId, crate::core::NodeInfo)> = replicas
+        let fresh_infos: Vec<(NodeId, NodeInfo)> = replicas
             .iter()
             .filter_map(|r| {
                 let v = self.nodes.get(r)?;
@@ -279,61 +279,137 @@ impl Sentinel {
         if waiting_for_some && !final_call {
             return false;
         }
-        // Offsets compare only within one history: the replicas that last synchronised with
-        // the configured master hold its history and every write it acknowledged. A stale old
-        // master, or a replica told to follow the master that never synchronised, has another.
-        // When none matches (the master's id is unknown, or it restarted), followers of the
-        // configured master, then any node, are considered.
-        let known = g.master_replid;
-        let follows = |i: &crate::core::NodeInfo| matches!(i.role, NodeRole::Replica { master: m, .. } if m == master);
-        // A node promoted by a competing leader keeps the history it came from as `replid2`.
-        let same_history = |i: &crate::core::NodeInfo| {
-            (known == Some(i.replid) && follows(i))
-                || (known == Some(i.replid2) && matches!(i.role, NodeRole::Master { .. }))
+        // Offsets compare only along one history. A replica's data is credited with the part
+        // of it that is known to be the configured master's data: its offset in a history the
+        // master wrote under, or, for data that continued from one of those histories
+        // (`replid2`), the offset up to which it did. A stale old master, or a replica that
+        // resynchronised from one, holds another history and is credited with nothing, so a
+        // longer log of writes that were never acknowledged cannot win over a shorter log that
+        // holds every acknowledged one.
+        let lineage = &g.lineage;
+        let credit_in = |lineage: &BTreeMap<ReplId, ReplOffset>, i: &NodeInfo| {
+            let own = lineage.get(&i.replid).map(|until| i.offset.min(*until));
+            let before = (i.replid2 != ReplId::default())
+                .then(|| lineage.get(&i.replid2))
+                .flatten()
+                .map(|until| i.offset.min(i.replid2_until).min(*until));
+            own.max(before)
         };
-        let rule: &dyn Fn(&crate::core::NodeInfo) -> bool =
-            if fresh_infos.iter().any(|(_, i)| same_history(i)) {
-                &same_history
-            } else if fresh_infos.iter().any(|(_, i)| follows(i)) {
-                &follows
-            } else {
-                &|_| true
-            };
-        let lineage: Vec<&(NodeId, crate::core::NodeInfo)> =
-            fresh_infos.iter().filter(|(_, i)| rule(i)).collect();
-        let mut eligible: Vec<(NodeId, crate::core::NodeInfo)> = lineage
+        // The master's history is unknown (it died before this sentinel read it in this
+        // epoch): the histories of the replicas that follow it stand in for it.
+        let followed: BTreeMap<ReplId, ReplOffset> = fresh_infos
             .iter()
-            .filter(|(n, i)| self.nodes.get(n).is_some_and(|v| !v.down) && i.priority.0 != 0)
-            .map(|x| (*x).clone())
+            .filter(|(_, i)| matches!(i.role, NodeRole::Replica { master: m, .. } if m == master))
+            .map(|(_, i)| (i.replid, ReplOffset(u64::MAX)))
+            .collect();
+        let mut lineage = if lineage.is_empty() {
+            followed
+        } else {
+            lineage.clone()
+        };
+        // Whatever any node reports extends the lineage: a node whose data is history `h` up
+        // to `offset`, and history `replid2` up to `replid2_until`, shows that `replid2` is the
+        // same data as `h` that far (a history the master came from, which older nodes hold).
+        let known: Vec<&NodeInfo> = std::iter::once(master)
+            .chain(replicas.iter().copied())
+            .filter_map(|n| self.nodes.get(&n)?.info.as_ref().map(|(i, _, _)| i))
+            .collect();
+        loop {
+            let mut grew = false;
+            for i in &known {
+                if i.replid2 == ReplId::default() {
+                    continue;
+                }
+                let Some(until) = lineage.get(&i.replid) else {
+                    continue;
+                };
+                let shared = i.replid2_until.min(i.offset).min(*until);
+                let entry = lineage.entry(i.replid2).or_default();
+                if shared > *entry {
+                    *entry = shared;
+                    grew = true;
+                }
+            }
+            // A history that continued from the lineage (a node restarted with its data, or
+            // was promoted, there) holds writes past that point only if its master held a lease
+            // majority, which only the master of the current config or of a newer one gets:
+            // it is the lineage too. Two different continuations of one point cannot both be,
+            // so neither is taken (a proof then waits for more INFO rather than guess).
+            let mut continuations: BTreeMap<ReplId, BTreeSet<ReplId>> = BTreeMap::new();
+            for i in &known {
+                let parent_ok = lineage
+                    .get(&i.replid2)
+                    .is_some_and(|until| i.replid2_until <= *until);
+                if i.replid2 != ReplId::default() && parent_ok && !lineage.contains_key(&i.replid) {
+                    continuations.entry(i.replid2).or_default().insert(i.replid);
+                }
+            }
+            for ids in continuations.values() {
+                if let Some(id) = ids.first().filter(|_| ids.len() == 1) {
+                    lineage.insert(*id, ReplOffset(u64::MAX));
+                    grew = true;
+                }
+            }
+            if !grew {
+                break;
+            }
+        }
+        let lineage = &lineage;
+        let mut credited: Vec<(NodeId, NodeInfo, ReplOffset)> = fresh_infos
+            .iter()
+            .filter_map(|(n, i)| Some((*n, i.clone(), credit_in(lineage, i)?)))
             .collect();
         let sync = usize::from(g.cfg.sync_replicas);
+        if credited.is_empty() && sync == 0 {
+            // Asynchronous replication promises nothing: any replica beats no master.
+            credited = fresh_infos
+                .iter()
+                .map(|(n, i)| (*n, i.clone(), i.offset))
+                .collect();
+        }
+        let mut eligible: Vec<(NodeId, NodeInfo, ReplOffset)> = credited
+            .iter()
+            .filter(|(n, i, _)| self.nodes.get(n).is_some_and(|v| !v.down) && i.priority.0 != 0)
+            .cloned()
+            .collect();
         if sync > 0 {
             // Only a replica proven to hold every acknowledged write may be promoted: any
-            // `R - N + 1` replicas include one of the `N` that acknowledged it.
+            // `R - N + 1` replicas include one of the `N` that acknowledged it, and the write
+            // lies on the master's lineage, so the replica credited with the most of it holds
+            // every acknowledged write any of them holds. Data past a replica's credit (the
+            // master restarted with its data under an id this sentinel never read) compares
+            // only between replicas of one history: among equals, the longest log of each
+            // history stays in the running.
             let needed = replicas.len().saturating_sub(sync) + 1;
             if fresh_infos.len() < needed {
                 return false;
             }
-            let best = lineage
+            let best = credited
                 .iter()
-                .map(|(_, i)| i.offset)
+                .map(|(_, _, c)| *c)
                 .max()
                 .unwrap_or_default();
-            eligible.retain(|(_, i)| i.offset == best);
+            let longer = |n: &NodeId, i: &NodeInfo| {
+                credited.iter().any(|(m, j, c)| {
+                    m != n && *c == best && j.replid == i.replid && j.offset > i.offset
+                })
+            };
+            eligible.retain(|(n, i, c)| *c == best && !longer(n, i));
         }
         let preferred = g.cfg.preferred_dc.clone();
-        eligible.sort_by_key(|(_, i)| {
+        eligible.sort_by_key(|(_, i, c)| {
             (
                 // An empty replica is promoted only when nothing better is left: a cache
                 // that lost its data beats no master at all.
                 i.empty,
                 preferred.is_some() && i.dc != preferred,
                 i.priority,
+                Reverse(*c),
                 Reverse(i.offset),
                 i.run_id,
             )
         });
-        let Some((chosen, chosen_info)) = eligible.into_iter().next() else {
+        let Some((chosen, chosen_info, _)) = eligible.into_iter().next() else {
             return false;
         };
         if reason == ElectionReason::Switchover {
@@ -384,7 +460,7 @@ impl Sentinel {
         g.durable.replicas.insert(old);
         g.forget_opinions();
         g.disagree_since.clear();
-        g.master_replid = None;
+        g.lineage.clear();
         let mut pending: Vec<NodeId> = g.durable.replicas.iter().copied().collect();
         // The old master of a switchover is healthy and paused: demote it first.
         pending.sort_by_key(|n| *n != old);

@@ -100,8 +100,12 @@ pub struct NodeInfo {
     pub role: NodeRole,
     /// `master_replid`: offsets compare only between nodes of one history.
     pub replid: ReplId,
-    /// `master_replid2`: the history a promoted node came from (psync2), or zero.
+    /// `master_replid2`: the history this node's data continued from (psync2), or zero: the
+    /// one a promoted node followed, a restarted master's previous own id, or the id a replica
+    /// had before a partial resync with a master that changed it.
     pub replid2: ReplId,
+    /// `second_repl_offset` − 1: the data up to this offset also belongs to history `replid2`.
+    pub replid2_until: ReplOffset,
     /// `master_repl_offset` (master) or `slave_repl_offset` (replica).
     pub offset: ReplOffset,
     /// `slave_priority`.

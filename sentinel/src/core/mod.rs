@@ -88,9 +88,11 @@ struct Group {
     disagree_since: BTreeMap<NodeId, Instant>,
     /// When this sentinel last pushed its opinion of the master to its peers.
     last_opinion_push: Option<Instant>,
-    /// The replication id the configured master last reported, to tell which replicas share
-    /// its history.
-    master_replid: Option<ReplId>,
+    /// The histories the configured master's data is made of, as it reported them in this
+    /// config epoch: each replication id with the offset up to which it is the master's data
+    /// (`ReplOffset(u64::MAX)` for an id the master itself wrote under). Offsets compare only
+    /// along these histories; see `failover::Sentinel::try_select`.
+    lineage: BTreeMap<ReplId, ReplOffset>,
 }
 
 impl Sentinel {
@@ -261,7 +263,7 @@ impl Sentinel {
                     fenced_since: None,
                     disagree_since: BTreeMap::new(),
                     last_opinion_push: None,
-                    master_replid: None,
+                    lineage: BTreeMap::new(),
                 },
             );
             for node in members {

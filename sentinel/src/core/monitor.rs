@@ -14,7 +14,7 @@ use super::action::{Action, ElectionReason, Event, Lease};
 use super::election::Election;
 use super::input::{Gossip, NodeInfo, NodeRole, ProbeReply};
 use super::timers::Timer;
-use super::types::{GroupName, InfoSeq, NodeId};
+use super::types::{GroupName, InfoSeq, NodeId, ReplId, ReplOffset};
 use super::{Group, Sentinel};
 
 /// What this sentinel knows of one data node.
@@ -141,18 +141,24 @@ impl Sentinel {
             return;
         }
         let group_name = view.group.clone();
-        let restarted = view
-            .info
-            .as_ref()
-            .is_some_and(|(old, _, _)| old.run_id != info.run_id);
+        // A restart counts only if the node was a master before it: a replica that restarted
+        // empty and was then promoted knowingly (nothing better was left) is the new history,
+        // not a master that lost its data.
+        let restarted = view.info.as_ref().is_some_and(|(old, _, _)| {
+            old.run_id != info.run_id && matches!(old.role, NodeRole::Master { .. })
+        });
         view.info = Some((info.clone(), seq, now));
         let Some(group) = self.groups.get(&group_name) else {
             return;
         };
         let is_master = group.durable.master == node;
+        // Only replicas that answer count: the last INFO of a dead one (often the old master
+        // itself) says nothing about whether an empty master is worse than what is left, and
+        // counting it would fail over from one knowingly promoted empty node to the next.
         let replicas_have_data = group.durable.replicas.iter().any(|r| {
             self.nodes
                 .get(r)
+                .filter(|v| !v.down)
                 .and_then(|v| v.info.as_ref())
                 .is_some_and(|(i, _, _)| i.offset.0 > 0)
         });
@@ -172,8 +178,15 @@ impl Sentinel {
             (NodeRole::Master { replicas }, true) => {
                 let view = self.nodes.get_mut(&node).expect("view looked up above");
                 view.role_mismatch_since = None;
-                if let Some(g) = self.groups.get_mut(&group_name) {
-                    g.master_replid = Some(info.replid);
+                // A master that restarted empty starts a history without the acknowledged
+                // writes: it is never part of the lineage replicas are compared along.
+                let empty = view.restarted_empty || info.empty;
+                if let Some(g) = self.groups.get_mut(&group_name).filter(|_| !empty) {
+                    g.lineage.insert(info.replid, ReplOffset(u64::MAX));
+                    if info.replid2 != ReplId::default() {
+                        let until = g.lineage.entry(info.replid2).or_default();
+                        *until = (*until).max(info.replid2_until);
+                    }
                 }
                 let unknown: Vec<NodeId> = replicas
                     .iter()

@@ -154,7 +154,7 @@ impl Sentinel {
         }
         g.forget_opinions();
         g.disagree_since.clear();
-        g.master_replid = None;
+        g.lineage.clear();
         if !g.is_fenced() {
             g.fenced_since = None;
         }

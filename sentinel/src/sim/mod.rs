@@ -41,11 +41,16 @@ pub enum Msg {
         from: SentinelId,
         msg: Gossip,
     },
+    /// Requests carry the incarnation of the sentinel process that sent them, and so do the
+    /// replies: a reply travels on the requester's connection, which dies with the process, so
+    /// a restarted sentinel never receives answers to its previous incarnation's requests.
     Probe {
         from: usize,
+        inc: u64,
     },
     Info {
         from: usize,
+        inc: u64,
         seq: InfoSeq,
     },
     Lease(Lease),
@@ -54,10 +59,12 @@ pub enum Msg {
     Pause(Duration),
     Unpause,
     ProbeReply {
+        inc: u64,
         node: NodeId,
         reply: ProbeReply,
     },
     InfoReply {
+        inc: u64,
         node: NodeId,
         seq: InfoSeq,
         info: NodeInfo,
@@ -152,6 +159,18 @@ pub struct Sim {
     next_write: u64,
     next_id: u64,
     pub events: Vec<(Duration, SentinelId, Event)>,
+    /// With `record`: faults and data-node transitions, for replaying a seed.
+    pub trace: Vec<(Duration, String)>,
+}
+
+/// Records a trace line when the simulation records (formats nothing otherwise).
+macro_rules! note {
+    ($sim:expr, $($arg:tt)*) => {
+        if $sim.opts.record {
+            let line = format!($($arg)*);
+            $sim.trace.push(($sim.now, line));
+        }
+    };
 }
 
 /// How long a replica waits before reconnecting to a master that closed the link.
@@ -274,6 +293,7 @@ impl Sim {
             next_write: 1,
             next_id,
             events: Vec::new(),
+            trace: Vec::new(),
         };
         for i in 0..sim.sentinels.len() {
             sim.start_sentinel(i);
@@ -520,13 +540,21 @@ impl Sim {
                 );
             }
             Action::Probe { node } => {
-                self.send(from, Endpoint::N(node.0 as usize), Msg::Probe { from: i })
+                let inc = self.sentinels[i].incarnation;
+                self.send(
+                    from,
+                    Endpoint::N(node.0 as usize),
+                    Msg::Probe { from: i, inc },
+                )
             }
-            Action::Info { node, seq } => self.send(
-                from,
-                Endpoint::N(node.0 as usize),
-                Msg::Info { from: i, seq },
-            ),
+            Action::Info { node, seq } => {
+                let inc = self.sentinels[i].incarnation;
+                self.send(
+                    from,
+                    Endpoint::N(node.0 as usize),
+                    Msg::Info { from: i, inc, seq },
+                )
+            }
             Action::SendGossip { to, msg } => {
                 if let Gossip::Vote {
                     group,
@@ -671,8 +699,15 @@ impl Sim {
     fn deliver_to_sentinel(&mut self, i: usize, msg: Msg) {
         let input = match msg {
             Msg::Gossip { from, msg } => Input::GossipReceived { from, msg },
-            Msg::ProbeReply { node, reply } => Input::NodeReplied { node, reply },
-            Msg::InfoReply { node, seq, info } => Input::InfoReceived { node, seq, info },
+            Msg::ProbeReply { inc, node, reply } if inc == self.sentinels[i].incarnation => {
+                Input::NodeReplied { node, reply }
+            }
+            Msg::InfoReply {
+                inc,
+                node,
+                seq,
+                info,
+            } if inc == self.sentinels[i].incarnation => Input::InfoReceived { node, seq, info },
             _ => return,
         };
         self.feed(i, input);
@@ -682,7 +717,7 @@ impl Sim {
         let now = self.now;
         let id = self.nodes[n].id;
         match msg {
-            Msg::Probe { from } => {
+            Msg::Probe { from, inc } => {
                 let reply = ProbeReply {
                     status: ProbeStatus::Pong,
                     clock: Some(self.nodes[n].node_clock(now)),
@@ -690,10 +725,14 @@ impl Sim {
                 self.send(
                     Endpoint::N(n),
                     Endpoint::S(from),
-                    Msg::ProbeReply { node: id, reply },
+                    Msg::ProbeReply {
+                        inc,
+                        node: id,
+                        reply,
+                    },
                 );
             }
-            Msg::Info { from, seq } => {
+            Msg::Info { from, inc, seq } => {
                 let linked: Vec<NodeId> = self
                     .nodes
                     .iter()
@@ -705,6 +744,7 @@ impl Sim {
                     Endpoint::N(n),
                     Endpoint::S(from),
                     Msg::InfoReply {
+                        inc,
                         node: id,
                         seq,
                         info,
@@ -713,11 +753,13 @@ impl Sim {
             }
             Msg::Lease(lease) => self.nodes[n].grant(lease),
             Msg::Promote => {
+                note!(self, "{id} promoted (log {})", self.nodes[n].log.len());
                 let replid = self.fresh_id();
                 self.nodes[n].become_master(now, replid);
             }
             Msg::Reconfigure(master) => {
                 if master != id {
+                    note!(self, "{id} told to follow {master}");
                     let replid = self.fresh_id();
                     self.nodes[n].become_replica(master, replid);
                 }
@@ -747,8 +789,16 @@ impl Sim {
             if !self.nodes[r].serving() || m == r {
                 continue;
             }
-            let ok = self.nodes[m].serving() && self.reachable(Endpoint::N(r), Endpoint::N(m));
-            let (m_run, m_replid) = (self.nodes[m].run_id, self.nodes[m].replid);
+            // A replica of a replica serves its own replicas only while its link is up (Redis
+            // answers `-NOMASTERLINK` otherwise), and passes on its master's history id.
+            let upstream_ok = match self.nodes[m].role {
+                Role::Master => true,
+                Role::Replica(_) => self.nodes[m].link.up,
+            };
+            let ok = self.nodes[m].serving()
+                && upstream_ok
+                && self.reachable(Endpoint::N(r), Endpoint::N(m));
+            let m_hist = self.nodes[m].history();
             let link = self.nodes[r].link;
             if !ok {
                 if link.up {
@@ -757,7 +807,7 @@ impl Sim {
                 }
                 continue;
             }
-            if link.up && link.replid != m_replid {
+            if link.up && link.replid != m_hist {
                 // The master restarted or changed role: it closed every replica link.
                 self.nodes[r].link.up = false;
                 self.nodes[r].link.retry_at = now + RECONNECT;
@@ -766,19 +816,38 @@ impl Sim {
             if !link.up && now < link.retry_at {
                 continue;
             }
-            let _ = m_run;
             let (rl, ml) = (self.nodes[r].log.len(), self.nodes[m].log.len());
             let prefix =
                 rl <= ml && (rl == 0 || self.nodes[m].log[rl - 1] == self.nodes[r].log[rl - 1]);
-            if prefix {
+            // PSYNC: a partial resync needs the replica's history to be the master's, or the
+            // one the master continued from (up to where it did); anything else is a full one.
+            let (m_id2, m_len2) = (self.nodes[m].replid2, self.nodes[m].replid2_len);
+            let continues = link.replid != 0
+                && (link.replid == m_hist || (link.replid == m_id2 && rl <= m_len2));
+            if prefix && continues {
                 let tail: Vec<u64> = self.nodes[m].log[rl..].to_vec();
                 self.nodes[r].log.extend(tail);
+                if link.replid != m_hist {
+                    // `+CONTINUE <new id>`: the old id becomes the secondary one.
+                    self.nodes[r].replid2 = link.replid;
+                    self.nodes[r].replid2_len = rl;
+                }
             } else {
                 // Full resync: the replica's history is replaced by the master's.
+                note!(self, "n{r} full resync from n{m} (log {rl} -> {ml})");
                 self.nodes[r].log = self.nodes[m].log.clone();
+                self.nodes[r].replid2 = 0;
+                self.nodes[r].replid2_len = 0;
+            }
+            if !link.up {
+                note!(
+                    self,
+                    "n{r} link up to n{m} (log {})",
+                    self.nodes[r].log.len()
+                );
             }
             self.nodes[r].link.up = true;
-            self.nodes[r].link.replid = m_replid;
+            self.nodes[r].link.replid = m_hist;
         }
         if self.opts.sync_replicas == 0 {
             return;
@@ -807,6 +876,7 @@ impl Sim {
             let mut keep = Vec::new();
             for (idx, w) in pending {
                 if lens.iter().filter(|l| **l > idx).count() >= need {
+                    note!(self, "{id} acked write {w} (index {idx})");
                     self.check.acked.entry(group.clone()).or_default().insert(w);
                 } else {
                     keep.push((idx, w));
@@ -837,6 +907,7 @@ impl Sim {
     }
 
     fn apply_fault(&mut self, fault: Fault) {
+        note!(self, "fault {fault:?}");
         match fault {
             Fault::CrashSentinel(i) => {
                 let s = &mut self.sentinels[i];

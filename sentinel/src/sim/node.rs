@@ -40,8 +40,12 @@ pub struct DataNode {
     pub run_id: u64,
     /// Changes with every role change or restart (Redis' `master_replid`).
     pub replid: u64,
-    /// The history this node followed before it was promoted (psync2's `master_replid2`).
+    /// The history this node's data continued from (psync2's `master_replid2`): the one it
+    /// followed before it was promoted, its own before a restart with data, or its previous
+    /// master's before a partial resync that changed the id (Redis' `+CONTINUE <new id>`).
     pub replid2: u64,
+    /// How much of the log belongs to history `replid2` (Redis' `second_repl_offset` − 1).
+    pub replid2_len: usize,
     pub role: Role,
     pub log: Vec<u64>,
     pub link: Link,
@@ -74,6 +78,7 @@ impl DataNode {
             run_id,
             replid: run_id,
             replid2: 0,
+            replid2_len: 0,
             role,
             log: Vec::new(),
             link: Link {
@@ -130,15 +135,21 @@ impl DataNode {
                     link_up: self.link.up,
                 },
             },
-            replid: ReplId(match self.role {
-                Role::Master => self.replid,
-                Role::Replica(_) => self.link.replid,
-            }),
+            replid: ReplId(self.history()),
             replid2: ReplId(self.replid2),
+            replid2_until: ReplOffset(self.replid2_len as u64),
             offset: ReplOffset(self.log.len() as u64),
             priority: Priority(self.priority),
             dc: None,
             empty: self.log.is_empty(),
+        }
+    }
+
+    /// The id of the history this node's data belongs to (`master_replid` in its INFO).
+    pub fn history(&self) -> u64 {
+        match self.role {
+            Role::Master => self.replid,
+            Role::Replica(_) => self.link.replid,
         }
     }
 
@@ -162,20 +173,25 @@ impl DataNode {
         }
         self.role = Role::Master;
         self.replid2 = self.link.replid;
+        self.replid2_len = self.log.len();
         self.replid = new_replid;
         self.master_since = now;
         self.acks.clear();
         self.pending.clear();
     }
 
+    /// `REPLICAOF master`. The node keeps its data and the id of the history it holds (Redis
+    /// caches itself as the master to resume from), so its INFO still reports that history
+    /// until a resync with the new master replaces it.
     pub fn become_replica(&mut self, master: NodeId, new_replid: u64) {
         if self.role == Role::Replica(master) {
             return;
         }
+        let history = self.history();
         self.role = Role::Replica(master);
         self.replid = new_replid;
         self.link = Link {
-            replid: 0,
+            replid: history,
             up: false,
             retry_at: Duration::ZERO,
         };
@@ -199,14 +215,19 @@ impl DataNode {
         self.up = true;
         self.boot = now;
         self.run_id = new_run_id;
-        self.replid = new_run_id;
-        self.replid2 = 0;
         // A restart with data keeps the replication id it synchronised with (Redis stores it
-        // in the RDB), so a partial resync stays possible.
+        // in the RDB), so a partial resync stays possible. A master reloads its own id as the
+        // secondary one under a new id (Redis 7, PSYNC2 "partial sync after master reboot").
         let synced = if empty { 0 } else { self.link.replid };
         if empty {
             self.log.clear();
+            self.replid2 = 0;
+            self.replid2_len = 0;
+        } else if self.role == Role::Master {
+            self.replid2 = self.replid;
+            self.replid2_len = self.log.len();
         }
+        self.replid = new_run_id;
         if self.role == Role::Master {
             self.master_since = now;
         }
