@@ -84,6 +84,8 @@ pub struct Config {
     pub replica_announce_ip: String,
     /// Port to announce to the master instead of ours (`replica-announce-port`); 0 = ours.
     pub replica_announce_port: u16,
+    /// Persistence: RDB snapshots and the append-only file (`save`, `appendonly`, …).
+    pub persist: crate::persist::PersistConfig,
 }
 
 impl Default for Config {
@@ -134,6 +136,7 @@ impl Default for Config {
             replica_priority: 100,
             replica_announce_ip: String::new(),
             replica_announce_port: 0,
+            persist: crate::persist::PersistConfig::default(),
         }
     }
 }
@@ -197,7 +200,7 @@ impl Config {
         if !(1..=64).contains(&self.maxmemory_samples) {
             return Err(ConfigError::Samples(self.maxmemory_samples));
         }
-        Ok(())
+        self.persist.validate()
     }
 
     /// Every parameter `CONFIG GET` knows, with its current value, in Redis' names.
@@ -226,9 +229,6 @@ impl Config {
             ),
             ("timeout", self.timeout.as_secs().to_string()),
             ("hz", self.hz.to_string()),
-            ("save", String::new()),
-            ("appendonly", "no".into()),
-            ("appendfsync", "everysec".into()),
             ("tcp-keepalive", "300".into()),
             ("notify-keyspace-events", String::new()),
             ("slowlog-log-slower-than", "10000".into()),
@@ -266,6 +266,10 @@ impl Config {
             ("set-max-intset-entries", "512".into()),
             ("zset-max-listpack-entries", "128".into()),
         ]
+        .into_iter()
+        // Persistence parameters (`save`, `appendonly`, …) come from their own module.
+        .chain(self.persist.params())
+        .collect()
     }
 
     /// Sets one parameter by its Redis name, as `CONFIG SET` does.
@@ -276,6 +280,13 @@ impl Config {
             reason: reason.into(),
         };
         let mut next = self.clone();
+        // Persistence parameters are parsed by their own module.
+        if let Some(r) = next.persist.set_param(&name, value) {
+            r?;
+            next.validate()?;
+            *self = next;
+            return Ok(());
+        }
         match name.as_str() {
             "maxclients" => next.maxclients = value.parse().map_err(|_| invalid(NOT_INTEGER))?,
             "maxmemory" => next.maxmemory = parse_memory(value).ok_or_else(|| invalid(NOT_MEMORY))?,
@@ -359,7 +370,7 @@ impl Config {
                 // replica always loads through memory (never a half-loaded keyspace).
             }
             "replicaof" | "slaveof" => return Err(ConfigError::Immutable(name)),
-            "save" | "appendonly" | "appendfsync" | "notify-keyspace-events" | "tcp-keepalive"
+            "notify-keyspace-events" | "tcp-keepalive"
             | "slowlog-log-slower-than" | "slowlog-max-len" | "lazyfree-lazy-eviction"
             | "protected-mode" => {
                 // Accepted for compatibility with tools that set them; persistence and

@@ -70,6 +70,8 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, handle: Arc<ClientHan
     loop {
         // Run whatever complete requests are buffered.
         let mut more = false;
+        // Persistence: where the append-only file stood before this batch (see below).
+        let aof_mark = shared.persist.aof.mark();
         if matches!(wait, Wait::None) && !inbuf.is_empty() {
             session.tick(crate::server::unix_ms());
             let mut n = 0;
@@ -112,10 +114,26 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, handle: Arc<ClientHan
                         return;
                     }
                     Step::Stop => return,
+                    Step::Replicate(req) => {
+                        session.end_batch();
+                        // Replies still pending (REPLCONF's +OK) go first; then the socket is
+                        // the replication link's.
+                        if !out.is_empty() && stream.write_all(&out).await.is_err() {
+                            return;
+                        }
+                        crate::replication::master::serve(shared.clone(), stream, handle.clone(), inbuf, req).await;
+                        return;
+                    }
                 }
             }
         }
         session.end_batch();
+        // Persistence (`appendfsync always`): when writes were recorded during this batch, its
+        // replies leave only once the append-only file holds them on disk; one fsync covers every
+        // connection waiting (group commit). Reads wait only if a write landed meanwhile.
+        if let Some(durable) = shared.persist.aof.durable_after(aof_mark) {
+            durable.await;
+        }
         if over_output_limit(&shared, &session, out.len(), &mut soft_since) {
             shared
                 .stats
@@ -199,7 +217,7 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, handle: Arc<ClientHan
                         flush_and_close(&mut stream, &mut out).await;
                         return;
                     }
-                    Step::Stop => return,
+                    Step::Stop | Step::Replicate(_) => return,
                 }
             }
         }
@@ -211,6 +229,8 @@ enum Step {
     Wait(Wait),
     Close,
     Stop,
+    /// `PSYNC`/`SYNC`: the connection becomes a replication link.
+    Replicate(crate::replication::SyncRequest),
 }
 
 fn proto(session: &Session) -> Protocol {
@@ -240,6 +260,7 @@ fn apply(outcome: Outcome, session: &Session, out: &mut BytesMut) -> Step {
             Step::Close
         }
         Outcome::Shutdown => Step::Stop,
+        Outcome::Replicate(req) => Step::Replicate(req),
     }
 }
 

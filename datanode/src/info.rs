@@ -136,16 +136,8 @@ fn memory(s: &Shared, o: &mut String) -> R {
 }
 
 fn persistence(s: &Shared, o: &mut String) -> R {
-    writeln!(o, "# Persistence\r")?;
-    writeln!(o, "loading:0\r")?;
-    writeln!(o, "async_loading:0\r")?;
-    writeln!(o, "rdb_changes_since_last_save:{}\r", s.stats.dirty.load(Ordering::Relaxed))?;
-    writeln!(o, "rdb_bgsave_in_progress:0\r")?;
-    writeln!(o, "rdb_last_save_time:{}\r", unix_ms() / 1000 - s.started.elapsed().as_secs())?;
-    writeln!(o, "rdb_last_bgsave_status:ok\r")?;
-    writeln!(o, "aof_enabled:0\r")?;
-    writeln!(o, "aof_rewrite_in_progress:0\r")?;
-    writeln!(o, "aof_last_write_status:ok\r")
+    // Rendered by the persistence module, which owns these statuses.
+    crate::persist::render_info(s, o)
 }
 
 fn stats(s: &Shared, o: &mut String) -> R {
@@ -168,22 +160,16 @@ fn stats(s: &Shared, o: &mut String) -> R {
     writeln!(o, "pubsub_patterns:{patterns}\r")?;
     let limit_kills = g(&st.output_limit_kills) + g(&s.pubsub.limit_kills);
     writeln!(o, "client_output_buffer_limit_disconnections:{limit_kills}\r")?;
+    let rs = &s.repl.stats;
+    writeln!(o, "sync_full:{}\r", g(&rs.sync_full))?;
+    writeln!(o, "sync_partial_ok:{}\r", g(&rs.sync_partial_ok))?;
+    writeln!(o, "sync_partial_err:{}\r", g(&rs.sync_partial_err))?;
     writeln!(o, "total_error_replies:{}\r", g(&st.errors))
 }
 
 fn replication(s: &Shared, o: &mut String) -> R {
-    writeln!(o, "# Replication\r")?;
-    writeln!(o, "role:master\r")?;
-    writeln!(o, "connected_slaves:0\r")?;
-    writeln!(o, "master_failover_state:no-failover\r")?;
-    writeln!(o, "master_replid:{}\r", s.run_id)?;
-    writeln!(o, "master_replid2:0000000000000000000000000000000000000000\r")?;
-    writeln!(o, "master_repl_offset:0\r")?;
-    writeln!(o, "second_repl_offset:-1\r")?;
-    writeln!(o, "repl_backlog_active:0\r")?;
-    writeln!(o, "repl_backlog_size:1048576\r")?;
-    writeln!(o, "repl_backlog_first_byte_offset:0\r")?;
-    writeln!(o, "repl_backlog_histlen:0\r")
+    let cfg = s.config().clone();
+    s.repl.render_info(&cfg, o)
 }
 
 fn cpu(o: &mut String) -> R {

@@ -8,12 +8,17 @@
 //!
 //! Codemap:
 //! - `server`: `Server` (bind, accept loop, `maxclients`, shutdown), `Shared`, background tasks.
-//! - `connection`: the only code that reads or writes sockets; input and output limits.
+//! - `connection`: client sockets (the only code besides `replication`'s link tasks that reads or
+//!   writes sockets); input and output limits; hands a replica's socket to `replication`.
 //! - `session`: per-client state, the dispatcher, connection/server/transaction commands.
 //! - `cmd`: the command table and the keyspace command families (strings, keys, hashes, lists,
 //!   sets, sorted sets), each a `parse + apply` over a `Keyspace` view, returning its reply.
 //! - `engine`: `trait Engine` (the storage seam), the value model, the in-memory engine.
 //! - `pubsub`: channel and pattern subscriptions with bounded delivery.
+//! - `replication`: Redis' replication protocol, both sides: the stream and its backlog, command
+//!   rewriting, serving replicas (full and partial resync), the link to our master, snapshots.
+//! - `persist`: RDB files (SAVE, BGSAVE, `save` rules, load at start) and the append-only file
+//!   (recorded from the replication stream through its `StreamSink` hook, fsync policies, rewrite).
 //! - `rdb`: the RDB snapshot codec (streaming reader of every Redis 7.0 encoding, plain writer).
 //! - `info`: `INFO` sections; `config`: `Config` and `CONFIG GET/SET`; `glob`: pattern matching;
 //!   `sds`: the compact string used for keys and values.
@@ -29,8 +34,10 @@ pub mod connection;
 pub mod engine;
 pub mod glob;
 pub mod info;
+pub mod persist;
 pub mod pubsub;
 pub mod rdb;
+pub mod replication;
 pub mod sds;
 pub mod server;
 pub mod session;

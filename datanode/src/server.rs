@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::engine::memory::MemoryEngine;
 use crate::pubsub::PubSub;
+use crate::replication::Replication;
 use crate::sds::Sds;
 
 /// Hooks the binary provides.
@@ -47,6 +48,9 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The dataset could not be loaded from disk at start (persistence).
+    #[error(transparent)]
+    Persist(#[from] crate::persist::PersistError),
 }
 
 /// Public information about a connected client, for `CLIENT LIST` and `CLIENT KILL`.
@@ -93,6 +97,10 @@ pub struct ClientInfo {
     pub omem: usize,
     /// Blocked in a blocking command.
     pub blocked: bool,
+    /// The link to our master (replica side): `CLIENT KILL TYPE master`.
+    pub master: bool,
+    /// A replica of ours: `CLIENT KILL TYPE replica`.
+    pub replica: bool,
 }
 
 /// Clients blocked on keys and clients watching keys.
@@ -166,6 +174,8 @@ pub struct Shared {
     pub addr: SocketAddr,
     /// Cancelled to stop the whole server (`SHUTDOWN`).
     pub shutdown: CancellationToken,
+    /// Replication: stream, backlog, attached replicas, link to our master.
+    pub repl: Arc<Replication>,
     /// Writes paused until this instant (`CLIENT PAUSE`); `None` when not paused.
     pub pause: Mutex<Option<(Instant, bool)>>,
     /// Woken on `CLIENT UNPAUSE`.
@@ -178,6 +188,8 @@ pub struct Shared {
     /// cached count does not show yet, so a burst of writes cannot overshoot `maxmemory` by more
     /// than one command before the count is re-read.
     pub unsampled_writes: AtomicUsize,
+    /// Persistence: RDB saves, the append-only file, their statuses.
+    pub persist: crate::persist::Persist,
 }
 
 impl Shared {
@@ -329,6 +341,17 @@ impl Server {
         })?;
         let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(config.databases));
         let maxmemory = AtomicUsize::new(config.maxmemory);
+        let repl = Arc::new(Replication::new(&config));
+        // Every key the engine deletes by itself reaches replicas as a DEL, fed while its shard
+        // is still locked so it cannot pass a later write of the same key.
+        let hook_repl = repl.clone();
+        engine.set_deletion_hook(Arc::new(move |db, key| {
+            if hook_repl.feeding() {
+                let args = [Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)];
+                hook_repl.feed([(Some(db), &args[..])]);
+            }
+        }));
+        let persist = crate::persist::Persist::new(&config.persist);
         let shared = Arc::new(Shared {
             engine,
             config: RwLock::new(config),
@@ -346,12 +369,20 @@ impl Server {
             peak_memory: AtomicUsize::new(0),
             addr: local,
             shutdown: CancellationToken::new(),
+            repl,
             pause: Mutex::new(None),
             unpause: Notify::new(),
             pause_active: AtomicBool::new(false),
             maxmemory,
             unsampled_writes: AtomicUsize::new(0),
+            persist,
         });
+        // Persistence: the dataset is loaded before the accept loop starts (clients connecting
+        // meanwhile wait in the listen queue, so none ever sees a half-loaded keyspace).
+        let loader = shared.clone();
+        tokio::task::spawn_blocking(move || crate::persist::load_at_start(&loader))
+            .await
+            .map_err(|e| crate::persist::PersistError::Task(e.to_string()))??;
         Ok(Server { listener, shared })
     }
 
@@ -371,6 +402,11 @@ impl Server {
         let tasks = TaskTracker::new();
         let stop = shared.shutdown.clone();
         tasks.spawn(background(shared.clone(), stop.clone()));
+        tasks.spawn(crate::persist::cron(shared.clone(), stop.clone()));
+        let replicaof = shared.config().replicaof.clone();
+        if let Some((host, port)) = replicaof {
+            crate::replication::replica::start(&shared, host, port);
+        }
         info!(addr = %shared.addr, "data node accepting connections");
         loop {
             let accepted = tokio::select! {
@@ -400,6 +436,9 @@ impl Server {
         {
             warn!("connections still open after 5 s; exiting anyway");
         }
+        // Persistence: the final save (SIGTERM with save rules) and the AOF flushed and closed.
+        let last = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || crate::persist::on_exit(&last)).await;
         info!("data node stopped");
     }
 }
@@ -456,9 +495,14 @@ async fn background(shared: Arc<Shared>, stop: CancellationToken) {
             _ = interval.tick() => {}
         }
         refresh_memory(&shared);
-        {
+        // A replica never expires keys on its own clock: its master sends the DELs.
+        if !shared.repl.is_replica() {
             let _gate = shared.gate.read(0);
             shared.engine.expire_cycle(unix_ms(), 2000);
+        }
+        if tick % 10 == 0 {
+            let period = shared.config().repl_ping_replica_period;
+            shared.repl.cron(tick as u64 / 10, period);
         }
         let cmds = shared.stats.commands.load(Ordering::Relaxed);
         samples[tick % samples.len()] = cmds - last_cmds;

@@ -29,6 +29,8 @@ use crate::config::ConfigError;
 use crate::engine::{Scope, Value};
 use crate::glob;
 use crate::pubsub::{Push, Subscriber};
+use crate::replication::rewrite::{self, PostState, Rewrite};
+use crate::replication::{self, SyncRequest};
 use crate::sds::Sds;
 use crate::server::{ClientHandle, Shared, refresh_memory, unix_ms};
 
@@ -63,6 +65,8 @@ pub enum Outcome {
     Close(Frame),
     /// Close without a reply (`SHUTDOWN`).
     Shutdown,
+    /// The client is a replica (`PSYNC`/`SYNC`): hand the socket to replication.
+    Replicate(SyncRequest),
 }
 
 struct Blocked {
@@ -94,6 +98,15 @@ pub struct Session {
     clock: Option<u64>,
     /// Commands run and not yet added to the shared counter (see `end_batch`).
     commands: u64,
+    /// This session applies our master's stream: no read-only or min-replicas refusal, no OOM,
+    /// no pause, and it never feeds the stream itself.
+    from_master: bool,
+    /// Stream offset after this client's last write, for `WAIT`.
+    woff: u64,
+    /// What the client said in `REPLCONF` before `PSYNC`.
+    repl_req: SyncRequest,
+    /// Writes of the transaction being executed, fed as one MULTI … EXEC block at its end.
+    multi_prop: Option<Vec<(usize, Vec<Bytes>)>>,
 }
 
 impl Session {
@@ -117,7 +130,23 @@ impl Session {
             no_evict: false,
             clock: None,
             commands: 0,
+            from_master: false,
+            woff: 0,
+            repl_req: SyncRequest::default(),
+            multi_prop: None,
         }
+    }
+
+    /// Makes this the session that applies our master's stream, starting in database `db`.
+    pub fn set_master_client(&mut self, db: usize) {
+        self.from_master = true;
+        self.authed = true;
+        self.db = db;
+    }
+
+    /// The selected database.
+    pub fn db(&self) -> usize {
+        self.db
     }
 
     /// Starts a batch of requests at wall-clock time `now_ms`; also marks the client active.
@@ -206,6 +235,24 @@ impl Session {
         if !self.authed && !spec.has(NOAUTH) {
             return Outcome::Reply(Frame::error_static("NOAUTH Authentication required."));
         }
+        // Persistence: after a failed background save or AOF write, writes (and PING, as in
+        // Redis 7.0) get -MISCONF until persisting works again.
+        if (spec.has(WRITE) || spec.name == "ping") && !in_exec && !self.from_master {
+            if let Some(f) = crate::persist::refuse_write(&self.shared) {
+                if self.multi.is_some() {
+                    self.multi_error = true;
+                }
+                return Outcome::Reply(f);
+            }
+        }
+        if spec.has(WRITE) && !in_exec && !self.from_master {
+            if let Some(f) = self.refuse_write() {
+                if self.multi.is_some() {
+                    self.multi_error = true;
+                }
+                return Outcome::Reply(f);
+            }
+        }
         if self.multi.is_some() && !in_exec && !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
             if let Some(q) = &mut self.multi {
                 q.push(args);
@@ -218,7 +265,7 @@ impl Session {
                 spec.name
             )));
         }
-        if !in_exec {
+        if !in_exec && !self.from_master {
             if let Some(until) = self.shared.paused(spec.has(WRITE)) {
                 if spec.has(WRITE) || !spec.has(LOADING_OK) {
                     return Outcome::Paused { until, args };
@@ -227,7 +274,8 @@ impl Session {
         }
         // A woken client finishes what it started; refusing it here would strand its queue.
         let resuming = self.blocked.is_some();
-        if let Some(f) = (!resuming).then(|| self.check_memory(spec, &args, in_exec)).flatten() {
+        let exempt = resuming || self.from_master;
+        if let Some(f) = (!exempt).then(|| self.check_memory(spec, &args, in_exec)).flatten() {
             return Outcome::Reply(f);
         }
         // Best effort: CLIENT LIST readers never make a command wait.
@@ -305,6 +353,10 @@ impl Session {
         let client_id = self.handle.id;
         let resuming = self.blocked.as_ref().map(|b| b.notify.clone());
         let now = self.clock_ms();
+        // One relaxed load when nobody replicates from us.
+        let feeding = shared.repl.feeding() && !self.from_master && spec.has(WRITE);
+        let mut woff = None;
+        let mut queued: Vec<(usize, Vec<Bytes>)> = Vec::new();
         shared.engine.with_view(now, scope, &mut |ks| {
             let mut ctx = Ctx {
                 args: &args,
@@ -335,6 +387,20 @@ impl Session {
                 // Served after waiting: leave the queues before waking the next waiter.
                 unregister_blocked(shared, client_id, n, db, block_keys(spec, &keys));
             }
+            if dirty > 0 && feeding && !matches!(r, Err(CmdError::Block)) {
+                // Fed before the shards unlock: per key, stream order is apply order.
+                let reply = r.as_ref().unwrap_or(&Frame::Null);
+                let mut post = ViewState { ks: &mut *ctx.ks, db };
+                let cmds = match rewrite::rewrite(spec.name, &args, reply, &mut post) {
+                    Rewrite::AsIs => vec![args.clone()],
+                    Rewrite::Replace(cmds) => cmds,
+                };
+                if in_exec {
+                    queued.extend(cmds.into_iter().map(|c| (db, c)));
+                } else if !cmds.is_empty() {
+                    woff = Some(shared.repl.feed(cmds.iter().map(|c| (Some(db), &c[..]))));
+                }
+            }
             if dirty > 0 {
                 shared.stats.dirty.fetch_add(dirty, Ordering::Relaxed);
                 match spec.keys {
@@ -354,6 +420,12 @@ impl Session {
             result = Some(r);
         });
         drop(keys);
+        if let Some(off) = woff {
+            self.woff = off.0;
+        }
+        if !queued.is_empty() {
+            self.multi_prop.get_or_insert_with(Vec::new).extend(queued);
+        }
         let r = result.unwrap_or_else(|| Err(CmdError::other("ERR internal error")));
         match r {
             Ok(frame) => {
@@ -425,6 +497,10 @@ impl Session {
             return Frame::Null;
         };
         self.set_blocked_flag(false);
+        if is(&b.args[0], "WAIT") {
+            self.shared.repl.unwait(&b.notify);
+            return Frame::Integer(self.shared.repl.acked(self.woff) as i64);
+        }
         let keys: Vec<&[u8]> = b.keys.iter().map(|k| &k[..]).collect();
         let shared = self.shared.clone();
         let id = self.handle.id;
@@ -451,11 +527,16 @@ impl Session {
             "client" => return self.client(&args),
             "config" => self.config(&args),
             "info" => Ok(self.info(&args)),
-            "role" => Ok(Frame::Array(vec![
-                Frame::bulk_static("master"),
-                Frame::Integer(0),
-                Frame::Array(vec![]),
-            ])),
+            "role" => Ok(self.shared.repl.role()),
+            "replconf" => match self.replconf(&args) {
+                Ok(Some(f)) => Ok(f),
+                // `REPLCONF ACK` is never answered.
+                Ok(None) => return Outcome::Many(Vec::new()),
+                Err(e) => Err(e),
+            },
+            "psync" | "sync" => return self.sync(&args),
+            "replicaof" | "slaveof" => self.replicaof(&args),
+            "wait" => return self.wait(&args),
             "time" => {
                 let us = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -465,12 +546,18 @@ impl Session {
                     Frame::bulk((us % 1_000_000).to_string().as_bytes()),
                 ]))
             }
-            "lastsave" => Ok(Frame::Integer(
-                (unix_ms() / 1000 - self.shared.started.elapsed().as_secs()) as i64,
-            )),
+            // Persistence commands live in `persist`.
+            "lastsave" => Ok(crate::persist::lastsave(&self.shared)),
+            "save" => Ok(crate::persist::save(&self.shared, in_exec)),
+            "bgsave" => Ok(crate::persist::bgsave(&self.shared, &args, in_exec)),
+            "bgrewriteaof" => Ok(crate::persist::bgrewriteaof(&self.shared, in_exec)),
             "command" => command(&args),
             "debug" => return self.debug(&args),
             "shutdown" => {
+                // Persistence: the final save; a failure keeps the server running.
+                if let Err(f) = crate::persist::shutdown(&self.shared, &args, in_exec) {
+                    return Outcome::Reply(f);
+                }
                 self.shared.shutdown.cancel();
                 return Outcome::Shutdown;
             }
@@ -491,6 +578,10 @@ impl Session {
             "publish" => {
                 let limit = self.shared.config().output_pubsub.hard;
                 let n = self.shared.pubsub.publish(&args[1], &args[2], limit);
+                // Replicas deliver it to their own subscribers, as Redis does.
+                if self.shared.repl.feeding() && !self.from_master {
+                    self.shared.repl.feed([(None, &args[..])]);
+                }
                 self.shared
                     .stats
                     .pubsub_messages
@@ -502,6 +593,148 @@ impl Session {
         };
         let _ = in_exec;
         Outcome::Reply(r.unwrap_or_else(|e| e.to_frame()))
+    }
+
+    /// `-READONLY` on a read-only replica, `-NOREPLICAS` on a master short of good replicas.
+    fn refuse_write(&self) -> Option<Frame> {
+        let repl = &self.shared.repl;
+        if repl.is_replica() && self.shared.config().replica_read_only {
+            return Some(Frame::error_static(
+                "READONLY You can't write against a read only replica.",
+            ));
+        }
+        repl.refuse_write()
+    }
+
+    /// `REPLCONF`: what a replica tells us before `PSYNC`; `None` means no reply (`ACK`).
+    fn replconf(&mut self, args: &[Bytes]) -> Result<Option<Frame>, CmdError> {
+        if args.len() % 2 == 0 {
+            return Err(CmdError::Syntax);
+        }
+        for pair in args[1..].chunks(2) {
+            let (opt, val) = (&pair[0], &pair[1]);
+            if is(opt, "listening-port") {
+                let port = cmd::uint(val).ok().and_then(|p| u16::try_from(p).ok());
+                self.repl_req.port = port.ok_or(CmdError::NotInteger)?;
+            } else if is(opt, "ip-address") {
+                self.repl_req.ip = Some(String::from_utf8_lossy(val).into_owned());
+            } else if is(opt, "capa") {
+                if is(val, "eof") {
+                    self.repl_req.capa_eof = true;
+                } else if is(val, "psync2") {
+                    self.repl_req.capa_psync2 = true;
+                }
+            } else if is(opt, "ack") || is(opt, "fack") {
+                return Ok(None);
+            } else if is(opt, "getack") || is(opt, "rdb-only") || is(opt, "rdb-filter-only") {
+                // Only meaningful on a replication link; accepted elsewhere.
+            } else {
+                return Err(CmdError::other(format!(
+                    "ERR Unrecognized REPLCONF option: {}",
+                    String::from_utf8_lossy(opt)
+                )));
+            }
+        }
+        Ok(Some(Frame::ok()))
+    }
+
+    /// `PSYNC replid offset` / `SYNC`: the connection becomes a replication link.
+    fn sync(&mut self, args: &[Bytes]) -> Outcome {
+        if self.from_master {
+            return Outcome::Reply(Frame::error_static("ERR Replica can't SYNC from its master"));
+        }
+        let mut req = self.repl_req.clone();
+        if args.len() == 3 {
+            let id = String::from_utf8_lossy(&args[1]).into_owned();
+            let off = cmd::int(&args[2]).unwrap_or(-1);
+            req.psync = Some((id, off));
+        }
+        Outcome::Replicate(req)
+    }
+
+    /// `REPLICAOF host port` / `REPLICAOF NO ONE`.
+    fn replicaof(&mut self, args: &[Bytes]) -> Result<Frame, CmdError> {
+        if is(&args[1], "NO") && is(&args[2], "ONE") {
+            replication::replica::stop(&self.shared);
+            return Ok(Frame::ok());
+        }
+        let host = String::from_utf8_lossy(&args[1]).into_owned();
+        let port = cmd::int(&args[2])
+            .ok()
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| CmdError::other("ERR Invalid master port"))?;
+        if self.from_master {
+            return Err(CmdError::other("ERR Command is not valid when client is a replica."));
+        }
+        let ours = self.shared.addr;
+        let me = host
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .or_else(|| (host == "localhost").then_some(std::net::IpAddr::from([127, 0, 0, 1])))
+            .is_some_and(|ip| replication::replica::is_self(std::net::SocketAddr::new(ip, port), ours));
+        if me {
+            return Err(CmdError::other("ERR Can't replicate from myself"));
+        }
+        let same = self
+            .shared
+            .repl
+            .link()
+            .as_ref()
+            .is_some_and(|l| l.host.eq_ignore_ascii_case(&host) && l.port == port);
+        if same && self.shared.repl.is_replica() {
+            return Ok(Frame::simple("OK Already connected to specified master"));
+        }
+        tracing::info!(master = %format!("{host}:{port}"), "REPLICAOF: following a new master");
+        replication::replica::start(&self.shared, host, port);
+        Ok(Frame::ok())
+    }
+
+    /// `WAIT numreplicas timeout`: blocks (without blocking the server) until that many
+    /// replicas acknowledged this client's last write, or the timeout.
+    fn wait(&mut self, args: &[Bytes]) -> Outcome {
+        let repl = self.shared.repl.clone();
+        if repl.is_replica() {
+            return Outcome::Reply(Frame::error_static(
+                "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.",
+            ));
+        }
+        // Redis parses the timeout first.
+        let ms = match cmd::int(&args[2]) {
+            Ok(ms) if ms >= 0 => ms as u64,
+            Ok(_) => return Outcome::Reply(Frame::error_static("ERR timeout is negative")),
+            Err(_) => {
+                return Outcome::Reply(Frame::error_static(
+                    "ERR timeout is not an integer or out of range",
+                ));
+            }
+        };
+        let Ok(n) = cmd::int(&args[1]) else {
+            return Outcome::Reply(CmdError::NotInteger.to_frame());
+        };
+        let acked = repl.acked(self.woff);
+        let resuming = self.blocked.as_ref().map(|b| (b.notify.clone(), b.deadline));
+        if acked as i64 >= n || self.multi.is_some() {
+            if let Some((notify, _)) = resuming {
+                repl.unwait(&notify);
+            }
+            return Outcome::Reply(Frame::Integer(acked as i64));
+        }
+        if let Some((notify, deadline)) = resuming {
+            return Outcome::Block { notify, deadline };
+        }
+        let notify = Arc::new(Notify::new());
+        repl.wait_acks(&notify);
+        repl.request_acks();
+        let deadline = (ms > 0).then(|| Instant::now() + Duration::from_millis(ms));
+        self.blocked = Some(Blocked {
+            args: args.to_vec(),
+            db: self.db,
+            keys: Vec::new(),
+            notify: notify.clone(),
+            deadline,
+        });
+        self.set_blocked_flag(true);
+        Outcome::Block { notify, deadline }
     }
 
     fn ping(&self, args: &[Bytes]) -> Frame {
@@ -819,11 +1052,16 @@ impl Session {
                 "id" => v.parse::<u64>().is_ok_and(|id| id == c.id),
                 "addr" => c.addr.to_string() == *v,
                 "laddr" => c.laddr.to_string() == *v,
-                "type" => match v.to_ascii_lowercase().as_str() {
-                    "pubsub" => subscribed,
-                    "normal" => !subscribed,
-                    _ => false,
-                },
+                "type" => {
+                    let (master, replica) = c.info.lock().map(|i| (i.master, i.replica)).unwrap_or_default();
+                    match v.to_ascii_lowercase().as_str() {
+                        "pubsub" => subscribed,
+                        "master" => master,
+                        "replica" | "slave" => replica,
+                        "normal" => !subscribed && !master && !replica,
+                        _ => false,
+                    }
+                }
                 "user" => v == "default",
                 _ => false,
             });
@@ -895,6 +1133,9 @@ impl Session {
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = cfg.clone();
                 self.shared.maxmemory.store(cfg.maxmemory, Ordering::Relaxed);
+                self.shared.repl.configure(&cfg);
+                // Persistence: fsync policy, `appendonly` turned on or off.
+                crate::persist::apply_config(&self.shared, &cfg.persist);
                 Ok(Frame::ok())
             }
             "resetstat" if args.len() == 2 => {
@@ -974,12 +1215,24 @@ impl Session {
         }
         self.unwatch();
         let mut replies = Vec::with_capacity(queue.len());
+        self.multi_prop = None;
         for args in queue {
             match self.dispatch(args, true) {
                 Outcome::Reply(f) => replies.push(f),
                 Outcome::Many(fs) => replies.extend(fs),
                 _ => replies.push(Frame::error_static("ERR command not allowed in a transaction")),
             }
+        }
+        // The transaction's writes reach replicas as one block, fed while the gate is still
+        // held exclusively, so nothing interleaves with it.
+        if let Some(cmds) = self.multi_prop.take().filter(|c| !c.is_empty()) {
+            let multi = [Bytes::from_static(b"MULTI")];
+            let exec = [Bytes::from_static(b"EXEC")];
+            let first = cmds[0].0;
+            let block = std::iter::once((Some(first), &multi[..]))
+                .chain(cmds.iter().map(|(db, c)| (Some(*db), &c[..])))
+                .chain(std::iter::once((None, &exec[..])));
+            self.woff = shared.repl.feed(block).0;
         }
         Outcome::Reply(Frame::Array(replies))
     }
@@ -1163,6 +1416,7 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.end_batch();
         if let Some(b) = self.blocked.take() {
+            self.shared.repl.unwait(&b.notify);
             let keys: Vec<&[u8]> = b.keys.iter().map(|k| &k[..]).collect();
             unregister_blocked(&self.shared, self.handle.id, &b.notify, b.db, &keys);
         }
@@ -1193,6 +1447,32 @@ fn other_db_write<'a>(name: &str, args: &'a [Bytes]) -> Option<(usize, &'a [u8])
             Some((db(args.get(at + 1)?)?, &args[2][..]))
         }
         _ => None,
+    }
+}
+
+/// The keyspace after a write, as the stream rewrite reads it.
+struct ViewState<'a> {
+    ks: &'a mut dyn crate::engine::Keyspace,
+    db: usize,
+}
+
+impl PostState for ViewState<'_> {
+    fn expire_at(&mut self, key: &[u8]) -> Option<u64> {
+        self.ks.peek(self.db, key).map(|e| e.expire_at)
+    }
+
+    fn string(&mut self, key: &[u8]) -> Option<Bytes> {
+        match &self.ks.peek(self.db, key)?.value {
+            Value::Str(s) => Some(Bytes::copy_from_slice(s)),
+            _ => None,
+        }
+    }
+
+    fn hash_field(&mut self, key: &[u8], field: &[u8]) -> Option<Bytes> {
+        match &self.ks.peek(self.db, key)?.value {
+            Value::Hash(h) => h.get(field).map(|v| Bytes::copy_from_slice(v)),
+            _ => None,
+        }
     }
 }
 
@@ -1269,7 +1549,11 @@ fn unknown_command(args: &[Bytes]) -> Frame {
 fn client_line(c: &ClientHandle) -> String {
     let info = c.info.lock().map(|i| i.clone()).unwrap_or_default();
     let idle = info.last_active.map_or(c.since.elapsed(), |t| t.elapsed()).as_secs();
-    let flags = if info.blocked {
+    let flags = if info.master {
+        "M"
+    } else if info.replica {
+        "S"
+    } else if info.blocked {
         "b"
     } else if info.subscriptions > 0 {
         "P"
@@ -1523,6 +1807,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     conn("role", 1, FAST | LOADING_OK, "server"),
     conn("time", 1, FAST | LOADING_OK, "server"),
     conn("lastsave", 1, FAST | LOADING_OK, "server"),
+    // Persistence (see `persist`).
+    conn("save", 1, ADMIN | NOMULTI, "server"),
+    conn("bgsave", -1, ADMIN, "server"),
+    conn("bgrewriteaof", 1, ADMIN, "server"),
     conn("command", -1, LOADING_OK, "server"),
     conn("debug", -2, ADMIN | LOADING_OK, "server"),
     conn("shutdown", -1, ADMIN | LOADING_OK, "server"),
@@ -1531,4 +1819,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     conn("discard", 1, FAST | NOMULTI | LOADING_OK, "transactions"),
     conn("watch", -2, FAST | NOMULTI | LOADING_OK, "transactions"),
     conn("unwatch", 1, FAST | LOADING_OK, "transactions"),
+    conn("replconf", -1, ADMIN | NOAUTH | LOADING_OK, "server"),
+    conn("psync", -3, ADMIN | NOMULTI, "server"),
+    conn("sync", 1, ADMIN | NOMULTI, "server"),
+    conn("replicaof", 3, ADMIN | NOMULTI | LOADING_OK, "server"),
+    conn("slaveof", 3, ADMIN | NOMULTI | LOADING_OK, "server"),
+    conn("wait", 3, 0, "generic"),
 ];

@@ -5,3 +5,4 @@ mod harness;
 
 mod datanode;
 mod diff;
+mod replication;

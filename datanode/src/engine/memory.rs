@@ -10,7 +10,7 @@
 //! the entries with an expiry time.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use foldhash::fast::{FixedState, RandomState};
 use hashbrown::HashTable;
@@ -20,7 +20,7 @@ use rand::{Rng, SeedableRng};
 use std::hash::BuildHasher;
 
 use super::paged::Paged;
-use super::{DbSize, Engine, EngineStats, Entry, EvictionPolicy, Keyspace, Scope};
+use super::{DbSize, DeletionHook, Engine, EngineStats, Entry, EvictionPolicy, Keyspace, Scope};
 use crate::sds::Sds;
 
 /// Number of shards; a power of two well above the core count keeps lock contention low.
@@ -33,6 +33,8 @@ pub struct MemoryEngine {
     /// Chooses the shard of a key; fixed so that shard choice is stable for a process.
     shard_hasher: FixedState,
     expire_on_access: AtomicBool,
+    /// Told about every key the engine deletes by itself (replication's `DEL`s).
+    deletion_hook: OnceLock<DeletionHook>,
 }
 
 struct Shard {
@@ -73,11 +75,19 @@ impl MemoryEngine {
             dbs,
             shard_hasher: FixedState::with_seed(0x7669_6769_6c00),
             expire_on_access: AtomicBool::new(true),
+            deletion_hook: OnceLock::new(),
         }
     }
 
     fn shard_of(&self, key: &[u8]) -> usize {
         (self.shard_hasher.hash_one(key) as usize) & (SHARDS - 1)
+    }
+
+    /// Reports a key the engine deleted by itself; the caller still holds its shard.
+    fn deleted(&self, db: usize, key: &[u8]) {
+        if let Some(h) = self.deletion_hook.get() {
+            h(db, key);
+        }
     }
 
     fn lock(&self, i: usize) -> MutexGuard<'_, Shard> {
@@ -144,7 +154,8 @@ impl Engine for MemoryEngine {
                     }
                     examined += 1;
                     if table.entries[cursor].is_expired(now_ms) {
-                        table.remove_at(cursor, &shard.hasher);
+                        let e = table.remove_at(cursor, &shard.hasher);
+                        self.deleted(db, &e.key);
                         shard.stats.expired_keys += 1;
                         removed += 1;
                         // The swapped-in entry now sits at `cursor`; look at it next.
@@ -218,6 +229,7 @@ impl Engine for MemoryEngine {
             };
             fruitless = 0;
             let e = table.remove_at(i, &shard.hasher);
+            self.deleted(db, &e.key);
             freed += 64 + e.key.heap_size() + e.value.approx_size();
             shard.stats.evicted_keys += 1;
             evicted.push((db, e.key));
@@ -245,6 +257,43 @@ impl Engine for MemoryEngine {
 
     fn set_expire_on_access(&self, delete: bool) {
         self.expire_on_access.store(delete, Ordering::Relaxed);
+    }
+
+    fn set_deletion_hook(&self, hook: DeletionHook) {
+        let _ = self.deletion_hook.set(hook);
+    }
+
+    fn snapshot(&self) -> Vec<Vec<Entry>> {
+        let mut dbs: Vec<Vec<Entry>> = (0..self.dbs).map(|_| Vec::new()).collect();
+        for i in 0..SHARDS {
+            let shard = self.lock(i);
+            for (db, table) in shard.tables.iter().enumerate() {
+                dbs[db].extend(table.entries.iter().cloned());
+            }
+        }
+        dbs
+    }
+
+    fn replace_all(&self, dbs: Vec<Vec<Entry>>) {
+        let hashers: Vec<RandomState> = (0..SHARDS).map(|i| self.lock(i).hasher.clone()).collect();
+        let mut fresh: Vec<Vec<Table>> = (0..SHARDS)
+            .map(|_| (0..self.dbs).map(|_| Table::default()).collect())
+            .collect();
+        for (db, entries) in dbs.into_iter().enumerate().take(self.dbs) {
+            for e in entries {
+                let s = self.shard_of(&e.key);
+                let hash = hashers[s].hash_one(&*e.key);
+                fresh[s][db].insert(hash, e, &hashers[s]);
+            }
+        }
+        let mut old = Vec::with_capacity(SHARDS);
+        for (i, tables) in fresh.into_iter().enumerate() {
+            let mut shard = self.lock(i);
+            old.push(std::mem::replace(&mut shard.tables, tables));
+            shard.expire_cursor.iter_mut().for_each(|c| *c = 0);
+        }
+        // The old tables are freed here, after every shard lock was released.
+        drop(old);
     }
 }
 
@@ -321,6 +370,7 @@ impl View<'_> {
 
     /// Finds a live entry, applying lazy expiry; `touch` updates LRU and hit counters.
     fn lookup(&mut self, db: usize, key: &[u8], touch: bool) -> Option<&mut Entry> {
+        let engine = self.engine;
         let now = self.now_ms;
         let lru = self.lru;
         let delete = self.delete_expired;
@@ -337,6 +387,7 @@ impl View<'_> {
             if delete {
                 table.remove_at(i, &shard.hasher);
                 shard.stats.expired_keys += 1;
+                engine.deleted(db, key);
             }
             if touch {
                 shard.stats.keyspace_misses += 1;
@@ -379,7 +430,12 @@ impl Keyspace for View<'_> {
         let hash = shard.hasher.hash_one(key);
         let i = shard.tables[db].find(hash, key)?;
         let e = shard.tables[db].remove_at(i, &shard.hasher);
-        (!e.is_expired(now)).then_some(e)
+        if e.is_expired(now) {
+            // Removing a key that had already expired is its expiry, for replication too.
+            self.engine.deleted(db, key);
+            return None;
+        }
+        Some(e)
     }
 
     fn set_expire(&mut self, db: usize, key: &[u8], expire_at: u64) -> bool {

@@ -222,7 +222,24 @@ pub trait Engine: Send + Sync {
 
     /// Whether keys past their expiry are deleted on access (master) or only hidden (replica).
     fn set_expire_on_access(&self, delete: bool);
+
+    /// Installs the hook called for every key the engine deletes by itself (lazy or active
+    /// expiry, eviction), with that key's shard still locked; replication turns each call into
+    /// a `DEL` in the stream. Installed once, at start.
+    fn set_deletion_hook(&self, hook: DeletionHook);
+
+    /// A copy of every entry, per database (index = db), logically expired ones included. It is
+    /// a point in time only if the caller keeps writers out meanwhile (the server's gate).
+    fn snapshot(&self) -> Vec<Vec<Entry>>;
+
+    /// Replaces the whole dataset with `dbs` (index = db; databases past ours are dropped). The
+    /// new tables are built before any shard is locked, so readers of the old data wait only for
+    /// the swap itself.
+    fn replace_all(&self, dbs: Vec<Vec<Entry>>);
 }
+
+/// See `Engine::set_deletion_hook`: called with (db, key).
+pub type DeletionHook = std::sync::Arc<dyn Fn(usize, &[u8]) + Send + Sync>;
 
 /// A locked view of some shards.
 pub trait Keyspace {

@@ -99,12 +99,12 @@ impl ZSet {
         let lo = match min {
             Bound::Included(v) => Some(Bound::Included((Score(norm(v)), Sds::empty()))),
             Bound::Excluded(v) if v == f64::INFINITY => None,
-            Bound::Excluded(v) => Some(Bound::Included((Score(norm(v).next_up()), Sds::empty()))),
+            Bound::Excluded(v) => Some(Bound::Included((Score(next_up(norm(v))), Sds::empty()))),
             Bound::Unbounded => Some(Bound::Unbounded),
         };
         let hi = match max {
             Bound::Included(v) if v == f64::INFINITY => Bound::Unbounded,
-            Bound::Included(v) => Bound::Excluded((Score(norm(v).next_up()), Sds::empty())),
+            Bound::Included(v) => Bound::Excluded((Score(next_up(norm(v))), Sds::empty())),
             Bound::Excluded(v) => Bound::Excluded((Score(norm(v)), Sds::empty())),
             Bound::Unbounded => Bound::Unbounded,
         };
@@ -157,6 +157,18 @@ impl ZSet {
         self.dict.remove(&first.1);
         Some((first.1, first.0.0))
     }
+}
+
+/// The least double greater than `v` (`f64::next_up`, which needs Rust 1.86).
+fn next_up(v: f64) -> f64 {
+    if v.is_nan() || v == f64::INFINITY {
+        return v;
+    }
+    if v == 0.0 {
+        return f64::from_bits(1);
+    }
+    let bits = v.to_bits();
+    f64::from_bits(if v > 0.0 { bits + 1 } else { bits - 1 })
 }
 
 #[cfg(test)]
