@@ -3,7 +3,7 @@
 //! No business logic lives here.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::Duration;
 
@@ -64,6 +64,34 @@ struct DatanodeArgs {
     /// Password clients must send with AUTH [default: none].
     #[arg(long, env = "VIGIL_REQUIREPASS", hide_env_values = true)]
     requirepass: Option<String>,
+    /// Snapshot rules as "seconds changes" pairs, such as "900 1 300 10": save the RDB file when
+    /// that many writes happened within that many seconds; "" disables automatic snapshots and
+    /// the save on SIGTERM [default: "3600 1 300 100 60 10000", as Redis].
+    #[arg(long, env = "VIGIL_SAVE", value_name = "RULES")]
+    save: Option<String>,
+    /// RDB snapshot file name inside --dir, loaded at start [default: dump.rdb].
+    #[arg(long, env = "VIGIL_DBFILENAME", value_name = "FILE")]
+    dbfilename: Option<String>,
+    /// Load the valid prefix of a truncated or corrupt RDB file at start instead of refusing to
+    /// start (the damage is logged with its offset).
+    #[arg(long, env = "VIGIL_RDB_LOAD_TRUNCATED")]
+    rdb_load_truncated: bool,
+    /// Log every write to the append-only file, yes or no; when yes, the file is loaded at start
+    /// instead of the RDB file [default: no].
+    #[arg(long, env = "VIGIL_APPENDONLY", value_name = "yes|no")]
+    appendonly: Option<String>,
+    /// Append-only file name inside --dir: an RDB base followed by the write commands in RESP
+    /// [default: appendonly.aof].
+    #[arg(long, env = "VIGIL_APPENDFILENAME", value_name = "FILE")]
+    appendfilename: Option<String>,
+    /// When the append-only file is fsynced: always (before replying; one fsync per batch of
+    /// writers), everysec or no [default: everysec].
+    #[arg(long, env = "VIGIL_APPENDFSYNC", value_name = "POLICY")]
+    appendfsync: Option<String>,
+    /// Load the valid prefix of a truncated or corrupt append-only file at start, and rewrite the
+    /// file from it, instead of refusing to start (the damage is logged with its offset).
+    #[arg(long, env = "VIGIL_AOF_LOAD_TRUNCATED")]
+    aof_load_truncated: bool,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -78,6 +106,13 @@ struct DatanodeFile {
     maxmemory: Option<toml::Value>,
     maxmemory_policy: Option<String>,
     requirepass: Option<String>,
+    save: Option<String>,
+    dbfilename: Option<String>,
+    rdb_load_truncated: Option<bool>,
+    appendonly: Option<bool>,
+    appendfilename: Option<String>,
+    appendfsync: Option<String>,
+    aof_load_truncated: Option<bool>,
 }
 
 #[derive(Args, Debug)]
@@ -150,6 +185,30 @@ fn datanode_config(args: DatanodeArgs) -> Result<Config> {
     if let Some(v) = args.requirepass.or(file.requirepass) {
         c.requirepass = v;
     }
+    let p = &mut c.persist;
+    if let Some(v) = args.save.or(file.save) {
+        p.save = vigil_datanode::persist::config::parse_save(&v)
+            .ok_or_else(|| anyhow!("save: '{v}' is not pairs of seconds and changes (example: \"900 1 300 10\")"))?;
+    }
+    if let Some(v) = args.dbfilename.or(file.dbfilename) {
+        p.dbfilename = v;
+    }
+    p.rdb_load_truncated = args.rdb_load_truncated || file.rdb_load_truncated.unwrap_or(false);
+    let appendonly = match args.appendonly {
+        Some(v) => Some(vigil_datanode::config::parse_bool(&v).ok_or_else(|| anyhow!("appendonly: '{v}' is not yes or no"))?),
+        None => file.appendonly,
+    };
+    if let Some(v) = appendonly {
+        p.appendonly = v;
+    }
+    if let Some(v) = args.appendfilename.or(file.appendfilename) {
+        p.appendfilename = v;
+    }
+    if let Some(v) = args.appendfsync.or(file.appendfsync) {
+        p.appendfsync = vigil_datanode::persist::AppendFsync::parse(&v)
+            .ok_or_else(|| anyhow!("appendfsync: '{v}' is not one of always, everysec, no"))?;
+    }
+    p.aof_load_truncated = args.aof_load_truncated || file.aof_load_truncated.unwrap_or(false);
     c.validate().context("invalid configuration")?;
     if !c.dir.is_dir() {
         bail!("dir: {} is not a directory", c.dir.display());
@@ -244,29 +303,27 @@ fn up(args: UpArgs) -> Result<()> {
         .context("installing signal handlers")?;
     let exe = std::env::current_exe().context("locating the vigil binary")?;
     let dir = tempfile_dir()?;
-    let mut child = Process::new(&exe)
-        .args(["datanode", "--bind", "127.0.0.1", "--port", &args.port.to_string(), "--dir"])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting the data node")?;
-    let stdout = child.stdout.take().context("reading the data node's output")?;
-    let mut guard = ChildGuard { child, addr: None };
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .context("waiting for the data node to start")?;
-    let addr = line
-        .trim()
-        .strip_prefix("READY resp=")
-        .ok_or_else(|| anyhow!("the data node did not start: {line:?}"))?
-        .to_string();
-    guard.addr = Some(addr.clone());
-    let port = addr.rsplit(':').next().unwrap_or("6379");
+    // Guards drop in reverse order: replicas stop before their master.
+    let mut nodes: Vec<ChildGuard> = Vec::new();
+    let master = start_node(&exe, &dir.join("master"), args.port, &mut nodes)?;
+    let mut replicas = Vec::new();
+    for i in 1..=2 {
+        let addr = start_node(&exe, &dir.join(format!("replica-{i}")), 0, &mut nodes)?;
+        let (host, port) = master.rsplit_once(':').unwrap_or((&master, "6379"));
+        let reply = resp_command(&addr, &["REPLICAOF", host, port])
+            .with_context(|| format!("making {addr} a replica of {master}"))?;
+        if reply != "+OK" {
+            bail!("{addr} refused REPLICAOF: {reply}");
+        }
+        replicas.push(addr);
+    }
+    let port = master.rsplit(':').next().unwrap_or("6379");
     println!("vigil local cluster is up (data in {})", dir.display());
     println!();
-    println!("  data node (master)  {addr}");
+    println!("  data node (master)  {master}");
+    for r in &replicas {
+        println!("  data node (replica) {r}");
+    }
     println!();
     println!("connect:  redis-cli -p {port}");
     println!("stop:     Ctrl-C");
@@ -278,10 +335,54 @@ fn up(args: UpArgs) -> Result<()> {
         }
     });
     println!("stopping");
-    drop(guard);
+    while let Some(node) = nodes.pop() {
+        drop(node);
+    }
     let _ = std::fs::remove_dir_all(&dir);
     std::thread::sleep(Duration::from_millis(10));
     Ok(())
+}
+
+/// Starts `vigil datanode` in `dir` on `port` (0: any free port), adds its guard to `nodes`,
+/// and returns the address from its READY line.
+fn start_node(exe: &Path, dir: &Path, port: u16, nodes: &mut Vec<ChildGuard>) -> Result<String> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut child = Process::new(exe)
+        .args(["datanode", "--bind", "127.0.0.1", "--port", &port.to_string(), "--dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting a data node")?;
+    let stdout = child.stdout.take().context("reading the data node's output")?;
+    nodes.push(ChildGuard { child, addr: None });
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .context("waiting for the data node to start")?;
+    let addr = line
+        .trim()
+        .strip_prefix("READY resp=")
+        .ok_or_else(|| anyhow!("the data node did not start: {line:?}"))?
+        .to_string();
+    if let Some(guard) = nodes.last_mut() {
+        guard.addr = Some(addr.clone());
+    }
+    Ok(addr)
+}
+
+/// Sends one command and returns the first line of the reply.
+fn resp_command(addr: &str, args: &[&str]) -> Result<String> {
+    let mut stream = std::net::TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    stream.write_all(req.as_bytes())?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line)?;
+    Ok(line.trim_end().to_string())
 }
 
 fn tempfile_dir() -> Result<PathBuf> {
