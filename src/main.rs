@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a data node: a Redis-compatible server speaking RESP2/RESP3.
-    Datanode(DatanodeArgs),
+    Datanode(Box<DatanodeArgs>),
     /// Start a local cluster on loopback and stop it on Ctrl-C.
     Up(UpArgs),
 }
@@ -133,7 +133,7 @@ fn main() -> Result<()> {
         .init();
     match cli.command {
         Command::Datanode(args) => {
-            let config = datanode_config(args)?;
+            let config = datanode_config(*args)?;
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -187,15 +187,19 @@ fn datanode_config(args: DatanodeArgs) -> Result<Config> {
     }
     let p = &mut c.persist;
     if let Some(v) = args.save.or(file.save) {
-        p.save = vigil_datanode::persist::config::parse_save(&v)
-            .ok_or_else(|| anyhow!("save: '{v}' is not pairs of seconds and changes (example: \"900 1 300 10\")"))?;
+        p.save = vigil_datanode::persist::config::parse_save(&v).ok_or_else(|| {
+            anyhow!("save: '{v}' is not pairs of seconds and changes (example: \"900 1 300 10\")")
+        })?;
     }
     if let Some(v) = args.dbfilename.or(file.dbfilename) {
         p.dbfilename = v;
     }
     p.rdb_load_truncated = args.rdb_load_truncated || file.rdb_load_truncated.unwrap_or(false);
     let appendonly = match args.appendonly {
-        Some(v) => Some(vigil_datanode::config::parse_bool(&v).ok_or_else(|| anyhow!("appendonly: '{v}' is not yes or no"))?),
+        Some(v) => Some(
+            vigil_datanode::config::parse_bool(&v)
+                .ok_or_else(|| anyhow!("appendonly: '{v}' is not yes or no"))?,
+        ),
         None => file.appendonly,
     };
     if let Some(v) = appendonly {

@@ -128,9 +128,10 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, handle: Arc<ClientHan
             }
         }
         session.end_batch();
-        // Persistence (`appendfsync always`): when writes were recorded during this batch, its
-        // replies leave only once the append-only file holds them on disk; one fsync covers every
-        // connection waiting (group commit). Reads wait only if a write landed meanwhile.
+        // Persistence: when writes were recorded during this batch, its replies leave only once
+        // the append-only file holds them (fsynced under `appendfsync always`, else written);
+        // one write and fsync cover every connection waiting (group commit). Reads wait only if
+        // a write landed meanwhile.
         if let Some(durable) = shared.persist.aof.durable_after(aof_mark) {
             durable.await;
         }

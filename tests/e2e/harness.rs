@@ -47,11 +47,12 @@ impl Proc {
     }
 }
 
-/// Starts `vigil datanode` on a free loopback port with extra `args`.
+/// Starts `vigil datanode` on a free loopback port with extra `args`. Like `redis_server`, it
+/// runs without save rules (`--save ""`), so no test writes snapshots unless it asks to.
 pub fn datanode(args: &[&str]) -> Proc {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["datanode", "--bind", "127.0.0.1", "--port", "0", "--dir"])
+        .args(["datanode", "--bind", "127.0.0.1", "--port", "0", "--save", "", "--dir"])
         .arg(dir.path())
         .args(args)
         .stdout(Stdio::piped())

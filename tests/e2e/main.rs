@@ -5,4 +5,5 @@ mod harness;
 
 mod datanode;
 mod diff;
+mod persistence;
 mod replication;

@@ -1,13 +1,20 @@
 //! `ZSet`: the sorted-set value, a member → score map plus an ordered index.
 //!
 //! Order is (score, member) ascending, as in Redis; equal scores order by member bytes.
-//! Invariant: `dict` and `sorted` always hold the same members; scores are never NaN and `-0` is
-//! stored as `0`.
+//! Invariants: `dict` and `sorted` always hold the same members; scores are never NaN and `-0` is
+//! stored as `0`. Members only move to lower positions of `dict` (removal swaps the last member
+//! into the hole) and new members are appended, which is what makes `entry_at` usable as a
+//! complete ZSCAN cursor.
+//!
+//! Rank-based operations walk the ordered index from its nearer end, so they cost O(rank) rather
+//! than Redis' O(log n).
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
 use std::ops::Bound;
 
 use foldhash::fast::RandomState;
+use indexmap::IndexMap;
 
 use crate::sds::Sds;
 
@@ -32,7 +39,7 @@ impl Ord for Score {
 /// A sorted set.
 #[derive(Clone, Debug, Default)]
 pub struct ZSet {
-    dict: HashMap<Sds, f64, RandomState>,
+    dict: IndexMap<Sds, f64, RandomState>,
     sorted: BTreeSet<(Score, Sds)>,
 }
 
@@ -71,16 +78,54 @@ impl ZSet {
 
     /// Removes `member`; returns its score.
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
-        let (m, s) = self.dict.remove_entry(member)?;
+        // `swap_remove` only moves the last member down, as `entry_at` requires.
+        let (m, s) = self.dict.swap_remove_entry(member)?;
         self.sorted.remove(&(Score(s), m));
         Some(s)
     }
 
-    /// Zero-based rank of `member` in ascending order (O(n)).
+    /// Zero-based rank of `member` in ascending order (O(min(rank, len - rank))).
     pub fn rank(&self, member: &[u8]) -> Option<usize> {
         let s = self.score(member)?;
         let key = (Score(s), Sds::new(member));
-        Some(self.sorted.range(..key).count())
+        // Count from both ends at once and stop at the nearer one.
+        let mut below = self.sorted.range(..&key);
+        let mut above = self.sorted.range(&key..);
+        let mut n = 0;
+        loop {
+            if below.next().is_none() {
+                return Some(n);
+            }
+            if above.next().is_none() {
+                return Some(self.len() - n);
+            }
+            n += 1;
+        }
+    }
+
+    /// The member at position `i` of the unordered member table, for random picks and ZSCAN.
+    pub fn entry_at(&self, i: usize) -> Option<(&Sds, f64)> {
+        self.dict.get_index(i).map(|(m, s)| (m, *s))
+    }
+
+    /// Members with ranks `start..end` (ascending, `end` exclusive and at most `len`), walking
+    /// from the nearer end of the index.
+    pub fn by_rank(&self, start: usize, end: usize) -> Vec<(&Sds, f64)> {
+        let end = end.min(self.len());
+        if start >= end {
+            return Vec::new();
+        }
+        let pairs = self.sorted.iter().map(|(s, m)| (m, s.0));
+        if start <= self.len() - end {
+            return pairs.skip(start).take(end - start).collect();
+        }
+        let mut out: Vec<_> = pairs
+            .rev()
+            .skip(self.len() - end)
+            .take(end - start)
+            .collect();
+        out.reverse();
+        out
     }
 
     /// Members in ascending order.
@@ -119,32 +164,58 @@ impl ZSet {
         range.into_iter().flatten().map(|(s, m)| (m, s.0))
     }
 
-    /// Members between two member bounds (all scores should be equal, as for ZRANGEBYLEX),
-    /// ascending.
-    pub fn range_by_lex(
+    /// Members in a lex range, as Redis' listpack walk finds them: forward, the run that starts
+    /// at the first member (in score order) not below `min` and ends before the first member
+    /// above `max`; with `rev`, the mirror run from the end. When all scores are equal (the
+    /// documented use of lex ranges) this is exactly the members between the bounds, found
+    /// through the ordered index.
+    pub fn lex_range(
         &self,
-        min: Bound<&[u8]>,
-        max: Bound<&[u8]>,
-    ) -> impl DoubleEndedIterator<Item = (&Sds, f64)> {
-        let min = min.map(<[u8]>::to_vec);
-        let max = max.map(<[u8]>::to_vec);
-        self.sorted
-            .iter()
-            .map(|(s, m)| (m, s.0))
-            .filter(move |(m, _)| {
-                let m: &[u8] = m;
-                let above = match &min {
-                    Bound::Included(v) => m >= v.as_slice(),
-                    Bound::Excluded(v) => m > v.as_slice(),
-                    Bound::Unbounded => true,
-                };
-                let below = match &max {
-                    Bound::Included(v) => m <= v.as_slice(),
-                    Bound::Excluded(v) => m < v.as_slice(),
-                    Bound::Unbounded => true,
-                };
-                above && below
-            })
+        min: &LexBound,
+        max: &LexBound,
+        rev: bool,
+    ) -> Box<dyn Iterator<Item = (&Sds, f64)> + '_> {
+        let (Some(first), Some(last)) = (self.sorted.first(), self.sorted.last()) else {
+            return Box::new(std::iter::empty());
+        };
+        // Ranges that are always empty, and the early exits of `zzlIsInLexRange`.
+        if LexBound::is_empty_range(min, max) || !min.below(&last.1) || !max.above(&first.1) {
+            return Box::new(std::iter::empty());
+        }
+        if first.0 == last.0 {
+            let lo = match min {
+                LexBound::NegInf => Bound::Unbounded,
+                LexBound::Inclusive(v) => Bound::Included((first.0, Sds::new(v))),
+                LexBound::Exclusive(v) => Bound::Excluded((first.0, Sds::new(v))),
+                LexBound::PosInf => unreachable!("a +inf minimum was rejected above"),
+            };
+            let hi = match max {
+                LexBound::PosInf => Bound::Unbounded,
+                LexBound::Inclusive(v) => Bound::Included((first.0, Sds::new(v))),
+                LexBound::Exclusive(v) => Bound::Excluded((first.0, Sds::new(v))),
+                LexBound::NegInf => unreachable!("a -inf maximum was rejected above"),
+            };
+            let range = self.sorted.range((lo, hi)).map(|(s, m)| (m, s.0));
+            return if rev {
+                Box::new(range.rev())
+            } else {
+                Box::new(range)
+            };
+        }
+        let (min, max) = (min.clone(), max.clone());
+        let all = self.sorted.iter().map(|(s, m)| (m, s.0));
+        if rev {
+            Box::new(
+                all.rev()
+                    .skip_while(move |(m, _)| !max.above(m))
+                    .take_while(move |(m, _)| min.below(m)),
+            )
+        } else {
+            Box::new(
+                all.skip_while(move |(m, _)| !min.below(m))
+                    .take_while(move |(m, _)| max.above(m)),
+            )
+        }
     }
 
     /// Removes and returns the lowest (or highest, when `max`) member.
@@ -154,7 +225,7 @@ impl ZSet {
         } else {
             self.sorted.pop_first()
         }?;
-        self.dict.remove(&first.1);
+        self.dict.swap_remove(&first.1);
         Some((first.1, first.0.0))
     }
 }
@@ -169,6 +240,75 @@ fn next_up(v: f64) -> f64 {
     }
     let bits = v.to_bits();
     f64::from_bits(if v > 0.0 { bits + 1 } else { bits - 1 })
+}
+
+/// One end of a lex range: `-`, `+`, `[member` or `(member`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LexBound {
+    /// `-`: below every member.
+    NegInf,
+    /// `+`: above every member.
+    PosInf,
+    /// `[member`.
+    Inclusive(Vec<u8>),
+    /// `(member`.
+    Exclusive(Vec<u8>),
+}
+
+impl LexBound {
+    /// Parses a lex range item as Redis' `zslParseLexRangeItem`; `None` when it is not one.
+    pub fn parse(arg: &[u8]) -> Option<LexBound> {
+        // Redis reads these as C strings, so a NUL right after `-` or `+` ends the item.
+        let alone = arg.get(1).is_none_or(|&b| b == 0);
+        match arg.first()? {
+            b'+' if alone => Some(LexBound::PosInf),
+            b'-' if alone => Some(LexBound::NegInf),
+            b'(' => Some(LexBound::Exclusive(arg[1..].to_vec())),
+            b'[' => Some(LexBound::Inclusive(arg[1..].to_vec())),
+            _ => None,
+        }
+    }
+
+    /// True when `member` is not below this bound used as a minimum.
+    pub fn below(&self, member: &[u8]) -> bool {
+        match self {
+            LexBound::NegInf => true,
+            LexBound::PosInf => false,
+            LexBound::Inclusive(v) => member >= v.as_slice(),
+            LexBound::Exclusive(v) => member > v.as_slice(),
+        }
+    }
+
+    /// True when `member` is not above this bound used as a maximum.
+    pub fn above(&self, member: &[u8]) -> bool {
+        match self {
+            LexBound::NegInf => false,
+            LexBound::PosInf => true,
+            LexBound::Inclusive(v) => member <= v.as_slice(),
+            LexBound::Exclusive(v) => member < v.as_slice(),
+        }
+    }
+
+    /// True for a range no member can be in (Redis' `sdscmplex` check).
+    pub fn is_empty_range(min: &LexBound, max: &LexBound) -> bool {
+        let cmp = match (min, max) {
+            (LexBound::NegInf, LexBound::NegInf) | (LexBound::PosInf, LexBound::PosInf) => {
+                Ordering::Equal
+            }
+            (LexBound::NegInf, _) | (_, LexBound::PosInf) => Ordering::Less,
+            (LexBound::PosInf, _) | (_, LexBound::NegInf) => Ordering::Greater,
+            (a, b) => a.value().cmp(b.value()),
+        };
+        let exclusive = |b: &LexBound| !matches!(b, LexBound::Inclusive(_));
+        cmp == Ordering::Greater || (cmp == Ordering::Equal && (exclusive(min) || exclusive(max)))
+    }
+
+    fn value(&self) -> &[u8] {
+        match self {
+            LexBound::Inclusive(v) | LexBound::Exclusive(v) => v,
+            LexBound::NegInf | LexBound::PosInf => &[],
+        }
+    }
 }
 
 #[cfg(test)]

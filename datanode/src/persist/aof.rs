@@ -9,8 +9,10 @@
 //! Recording: `Aof` is a `StreamSink` of the replication stream, so it receives every write in
 //! stream order, while the write's shards are still locked; it only encodes into `pending`.
 //! A dedicated thread writes `pending` to the file and fsyncs it by `appendfsync`; `durable`
-//! publishes how many accepted bytes are on disk, which `appendfsync always` replies wait for (one
-//! fsync covers every write accepted before it: group commit).
+//! publishes how many accepted bytes are on disk and `written` how many reached the kernel;
+//! replies to writes wait for the first under `appendfsync always` and for the second otherwise
+//! (as Redis writes before replying), one write and fsync covering every batch accepted before
+//! it: group commit.
 //!
 //! Rewrite (`BGREWRITEAOF`, and turning `appendonly` on at run time): at the instant of the
 //! snapshot (taken with the gate held exclusively) `begin_rewrite` starts a second encoding of
@@ -52,6 +54,8 @@ pub struct Aof {
     inner: Mutex<Inner>,
     wake: Condvar,
     durable: watch::Sender<u64>,
+    /// Accepted bytes handed to the kernel (`write(2)` done, maybe not fsynced).
+    written: watch::Sender<u64>,
     /// Bytes accepted so far (monotonic), mirrored out of the lock for `mark`.
     accepted: AtomicU64,
     fsync: AtomicU8,
@@ -97,6 +101,7 @@ impl Aof {
             inner: Mutex::new(Inner::default()),
             wake: Condvar::new(),
             durable: watch::channel(0).0,
+            written: watch::channel(0).0,
             accepted: AtomicU64::new(0),
             fsync: AtomicU8::new(fsync as u8),
             recording: AtomicBool::new(false),
@@ -107,7 +112,9 @@ impl Aof {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Sets the fsync policy.
@@ -138,7 +145,12 @@ impl Aof {
         if self.write_ok.load(Ordering::Relaxed) {
             return None;
         }
-        Some(self.write_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+        Some(
+            self.write_error
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        )
     }
 
     /// True while a rewrite records a tail.
@@ -152,17 +164,30 @@ impl Aof {
         self.accepted.load(Ordering::Acquire)
     }
 
-    /// Under `appendfsync always`, when writes were accepted since `mark`, a future that resolves
-    /// once every byte accepted so far is on disk; `None` when there is nothing to wait for.
-    pub fn durable_after(&self, mark: u64) -> Option<impl std::future::Future<Output = ()> + use<>> {
-        if self.policy() != AppendFsync::Always || !self.recording() {
+    /// When writes were accepted since `mark`, a future that resolves once every byte accepted
+    /// so far is fsynced (`appendfsync always`) or at least written to the kernel (`everysec`,
+    /// `no`: as Redis writes before replying, a crash of the process alone loses nothing);
+    /// `None` when there is nothing to wait for. While writes fail, only `always` waits.
+    pub fn durable_after(
+        &self,
+        mark: u64,
+    ) -> Option<impl std::future::Future<Output = ()> + use<>> {
+        if !self.recording() {
             return None;
         }
         let target = self.accepted.load(Ordering::Acquire);
         if target <= mark {
             return None;
         }
-        let mut rx = self.durable.subscribe();
+        let always = self.policy() == AppendFsync::Always;
+        if !always && !self.write_ok.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut rx = if always {
+            self.durable.subscribe()
+        } else {
+            self.written.subscribe()
+        };
         Some(async move {
             // An error means the writer is gone (shutdown); nothing more will become durable.
             let _ = rx.wait_for(|d| *d >= target).await;
@@ -189,13 +214,19 @@ impl Aof {
 
     /// Starts the writer thread if it is not running.
     pub fn start_thread(self: &Arc<Self>) {
-        let mut t = self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut t = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if t.as_ref().is_some_and(|h| !h.is_finished()) {
             return;
         }
         self.lock().stop = false;
         let me = self.clone();
-        match std::thread::Builder::new().name("aof-writer".into()).spawn(move || me.run()) {
+        match std::thread::Builder::new()
+            .name("aof-writer".into())
+            .spawn(move || me.run())
+        {
             Ok(h) => *t = Some(h),
             Err(e) => error!(error = %e, "cannot start the append-only file writer"),
         }
@@ -205,7 +236,11 @@ impl Aof {
     pub fn stop(&self) {
         self.lock().stop = true;
         self.wake.notify_all();
-        let handle = self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let handle = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         if let Some(h) = handle {
             let _ = h.join();
         }
@@ -231,7 +266,12 @@ impl Aof {
 
     /// Ends a rewrite: appends the tail to `tmp` (which holds the base, opened for appending),
     /// fsyncs it, renames it to `path`, fsyncs the directory and makes it the live file.
-    pub fn finish_rewrite(self: &Arc<Self>, mut tmp: File, tmp_path: &Path, path: &Path) -> io::Result<()> {
+    pub fn finish_rewrite(
+        self: &Arc<Self>,
+        mut tmp: File,
+        tmp_path: &Path,
+        path: &Path,
+    ) -> io::Result<()> {
         // Drain most of the tail without the lock, so writers are held up only for the rest.
         loop {
             let chunk = {
@@ -264,6 +304,7 @@ impl Aof {
         g.unsynced = false;
         let accepted = g.accepted;
         drop(g);
+        self.written.send_replace(accepted);
         self.durable.send_replace(accepted);
         self.start_thread();
         Ok(())
@@ -273,7 +314,9 @@ impl Aof {
     pub fn flush_now(&self) -> io::Result<()> {
         let (file, data, generation, accepted) = {
             let mut g = self.lock();
-            let Some(f) = g.file.clone() else { return Ok(()) };
+            let Some(f) = g.file.clone() else {
+                return Ok(());
+            };
             (f, g.pending.split().freeze(), g.generation, g.accepted)
         };
         (&*file).write_all(&data)?;
@@ -284,6 +327,7 @@ impl Aof {
             g.unsynced = false;
         }
         drop(g);
+        self.written.send_replace(accepted);
         self.durable.send_replace(accepted);
         Ok(())
     }
@@ -298,9 +342,14 @@ impl Aof {
                 let wait = if failing {
                     Duration::from_secs(1)
                 } else {
-                    Duration::from_secs(1).saturating_sub(last_sync.elapsed()).max(Duration::from_millis(10))
+                    Duration::from_secs(1)
+                        .saturating_sub(last_sync.elapsed())
+                        .max(Duration::from_millis(10))
                 };
-                g = self.wake.wait_timeout(g, wait).map_or_else(|e| e.into_inner().0, |r| r.0);
+                g = self
+                    .wake
+                    .wait_timeout(g, wait)
+                    .map_or_else(|e| e.into_inner().0, |r| r.0);
             }
             let stop = g.stop;
             let Some(file) = g.file.clone() else {
@@ -310,7 +359,8 @@ impl Aof {
                 continue;
             };
             let data = g.pending.split().freeze();
-            let (generation, upto, len, mut unsynced) = (g.generation, g.accepted, g.len, g.unsynced);
+            let (generation, upto, len, mut unsynced) =
+                (g.generation, g.accepted, g.len, g.unsynced);
             drop(g);
             if !data.is_empty() {
                 if let Err(e) = (&*file).write_all(&data) {
@@ -330,9 +380,15 @@ impl Aof {
                     continue;
                 }
                 unsynced = true;
+                if self.policy() != AppendFsync::Always {
+                    self.written.send_replace(upto);
+                }
             }
             let policy = self.policy();
-            let due = policy == AppendFsync::Always || stop || (policy == AppendFsync::EverySec && last_sync.elapsed() >= Duration::from_secs(1));
+            let due = policy == AppendFsync::Always
+                || stop
+                || (policy == AppendFsync::EverySec
+                    && last_sync.elapsed() >= Duration::from_secs(1));
             if unsynced && due {
                 if let Err(e) = file.sync_data() {
                     self.failed(&e, "fsync");
@@ -359,6 +415,7 @@ impl Aof {
             }
             let done = stop && g.pending.is_empty();
             drop(g);
+            self.written.send_replace(upto);
             if !unsynced || policy != AppendFsync::Always {
                 self.durable.send_replace(upto);
             }
@@ -373,7 +430,10 @@ impl Aof {
         if self.write_ok.swap(false, Ordering::Relaxed) {
             error!(error = %text, op = what, "append-only file write failed; retrying every second");
         }
-        *self.write_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = text;
+        *self
+            .write_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = text;
     }
 }
 
@@ -381,7 +441,10 @@ impl StreamSink for Aof {
     fn command(&self, db: Option<usize>, args: &[Bytes]) {
         // Replication-only traffic is not part of the dataset's history.
         let Some(name) = args.first() else { return };
-        if [&b"PING"[..], b"REPLCONF", b"PUBLISH"].iter().any(|n| name.eq_ignore_ascii_case(n)) {
+        if [&b"PING"[..], b"REPLCONF", b"PUBLISH"]
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n))
+        {
             return;
         }
         let mut g = self.lock();
@@ -396,7 +459,10 @@ impl StreamSink for Aof {
             encode(&mut t.buf, &mut t.seldb, db, args);
             added = added.max(t.buf.len() - before);
             if t.buf.len() > MAX_TAIL {
-                warn!(limit = MAX_TAIL, "append-only rewrite buffer over its limit; the rewrite fails");
+                warn!(
+                    limit = MAX_TAIL,
+                    "append-only rewrite buffer over its limit; the rewrite fails"
+                );
                 g.tail = None;
                 g.tail_overflow = true;
             }
@@ -442,16 +508,20 @@ pub fn strerror(e: &io::Error) -> String {
 /// Parses one command (a RESP array of bulk strings) at the start of `buf`: `Ok(None)` when
 /// more bytes are needed, else the arguments and the bytes used. Errors give the position inside
 /// `buf` and what is wrong.
-pub fn parse_command(buf: &[u8]) -> Result<Option<(Vec<Bytes>, usize)>, (usize, String)> {
+pub fn parse_command(buf: &[u8]) -> Result<Option<Parsed>, (usize, String)> {
     let mut pos = 0;
-    let Some(n) = header(buf, &mut pos, b'*')? else { return Ok(None) };
+    let Some(n) = header(buf, &mut pos, b'*')? else {
+        return Ok(None);
+    };
     if n == 0 || n > MAX_ARGS {
         return Err((0, format!("bad argument count {n}")));
     }
     let mut args = Vec::with_capacity(n.min(64));
     for _ in 0..n {
         let at = pos;
-        let Some(len) = header(buf, &mut pos, b'$')? else { return Ok(None) };
+        let Some(len) = header(buf, &mut pos, b'$')? else {
+            return Ok(None);
+        };
         if len > MAX_BULK {
             return Err((at, format!("bulk length {len} over the limit")));
         }
@@ -467,22 +537,41 @@ pub fn parse_command(buf: &[u8]) -> Result<Option<(Vec<Bytes>, usize)>, (usize, 
     Ok(Some((args, pos)))
 }
 
+/// A parsed command and the bytes it used.
+pub type Parsed = (Vec<Bytes>, usize);
+
 /// Reads `<kind><decimal>\r\n` at `*pos`.
 fn header(buf: &[u8], pos: &mut usize, kind: u8) -> Result<Option<usize>, (usize, String)> {
     let start = *pos;
-    let Some(&first) = buf.get(start) else { return Ok(None) };
+    let Some(&first) = buf.get(start) else {
+        return Ok(None);
+    };
     if first != kind {
-        return Err((start, format!("expected '{}', found byte {first:#04x}", kind as char)));
+        return Err((
+            start,
+            format!("expected '{}', found byte {first:#04x}", kind as char),
+        ));
     }
     let Some(nl) = buf[start..].iter().take(24).position(|&b| b == b'\n') else {
-        return if buf.len() - start >= 24 { Err((start, "header line too long".into())) } else { Ok(None) };
+        return if buf.len() - start >= 24 {
+            Err((start, "header line too long".into()))
+        } else {
+            Ok(None)
+        };
     };
     let line = &buf[start + 1..start + nl];
-    let digits = line.strip_suffix(b"\r").ok_or_else(|| (start, "header not ended by CRLF".to_string()))?;
+    let digits = line
+        .strip_suffix(b"\r")
+        .ok_or_else(|| (start, "header not ended by CRLF".to_string()))?;
     let n = std::str::from_utf8(digits)
         .ok()
         .and_then(|s| s.parse::<usize>().ok())
-        .ok_or_else(|| (start, format!("bad length {:?}", String::from_utf8_lossy(digits))))?;
+        .ok_or_else(|| {
+            (
+                start,
+                format!("bad length {:?}", String::from_utf8_lossy(digits)),
+            )
+        })?;
     *pos = start + nl + 1;
     Ok(Some(n))
 }
@@ -567,7 +656,10 @@ pub fn rewrite_temp(path: &Path) -> PathBuf {
 
 /// Creates the temporary file of a rewrite and writes the base into it with `fill`; returns it
 /// opened for appending.
-pub fn write_base(tmp: &Path, fill: impl FnOnce(&mut BufWriter<&File>) -> io::Result<()>) -> io::Result<File> {
+pub fn write_base(
+    tmp: &Path,
+    fill: impl FnOnce(&mut BufWriter<&File>) -> io::Result<()>,
+) -> io::Result<File> {
     let _ = std::fs::remove_file(tmp);
     let file = OpenOptions::new().append(true).create_new(true).open(tmp)?;
     let r = (|| {
@@ -598,7 +690,10 @@ mod tests {
         let mut out = BytesMut::new();
         let mut sel = None;
         for p in parts {
-            let args: Vec<Bytes> = p.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect();
+            let args: Vec<Bytes> = p
+                .iter()
+                .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+                .collect();
             encode(&mut out, &mut sel, Some(0), &args);
         }
         out.to_vec()
@@ -606,9 +701,13 @@ mod tests {
 
     fn run(bytes: &[u8]) -> (Vec<String>, Option<Damage>) {
         let mut seen = Vec::new();
-        let d = replay(bytes, BytesMut::new(), 0, &|n| !n.eq_ignore_ascii_case(b"BOGUS"), &mut |a| {
-            seen.push(String::from_utf8_lossy(&a[0]).into_owned())
-        })
+        let d = replay(
+            bytes,
+            BytesMut::new(),
+            0,
+            &|n| !n.eq_ignore_ascii_case(b"BOGUS"),
+            &mut |a| seen.push(String::from_utf8_lossy(&a[0]).into_owned()),
+        )
         .unwrap();
         (seen, d)
     }
@@ -617,7 +716,11 @@ mod tests {
     fn encode_injects_select_only_on_change() {
         let mut out = BytesMut::new();
         let mut sel = None;
-        let set = [Bytes::from_static(b"SET"), Bytes::from_static(b"k"), Bytes::from_static(b"v")];
+        let set = [
+            Bytes::from_static(b"SET"),
+            Bytes::from_static(b"k"),
+            Bytes::from_static(b"v"),
+        ];
         encode(&mut out, &mut sel, Some(2), &set);
         encode(&mut out, &mut sel, Some(2), &set);
         encode(&mut out, &mut sel, None, &[Bytes::from_static(b"EXEC")]);
@@ -627,7 +730,12 @@ mod tests {
 
     #[test]
     fn replay_reports_where_a_file_stops_being_valid() {
-        let good = cmds(&[&["SET", "a", "1"], &["MULTI"], &["SET", "b", "2"], &["EXEC"]]);
+        let good = cmds(&[
+            &["SET", "a", "1"],
+            &["MULTI"],
+            &["SET", "b", "2"],
+            &["EXEC"],
+        ]);
         assert!(run(&good).1.is_none());
         assert_eq!(run(&good).0, ["SELECT", "SET", "MULTI", "SET", "EXEC"]);
         // Cut inside the last command: the MULTI is unfinished, so the damage starts at it.
@@ -644,7 +752,11 @@ mod tests {
         bad.extend_from_slice(b"xyz\r\n");
         assert_eq!(run(&bad).1.map(|d| d.offset), Some(bad.len() as u64 - 5));
         let unknown = cmds(&[&["BOGUS"]]);
-        assert!(run(&unknown).1.is_some_and(|d| d.what.contains("unknown command")));
+        assert!(
+            run(&unknown)
+                .1
+                .is_some_and(|d| d.what.contains("unknown command"))
+        );
     }
 
     #[test]

@@ -97,7 +97,10 @@ impl Default for PersistConfig {
 impl PersistConfig {
     /// Checks the rules the fields must follow.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for (name, file) in [("dbfilename", &self.dbfilename), ("appendfilename", &self.appendfilename)] {
+        for (name, file) in [
+            ("dbfilename", &self.dbfilename),
+            ("appendfilename", &self.appendfilename),
+        ] {
             if file.is_empty() || file.contains('/') || file == "." || file == ".." {
                 return Err(ConfigError::Invalid {
                     name: name.into(),
@@ -113,7 +116,10 @@ impl PersistConfig {
         vec![
             ("save", format_save(&self.save)),
             ("dbfilename", self.dbfilename.clone()),
-            ("stop-writes-on-bgsave-error", yes_no(self.stop_writes_on_bgsave_error)),
+            (
+                "stop-writes-on-bgsave-error",
+                yes_no(self.stop_writes_on_bgsave_error),
+            ),
             ("rdbcompression", yes_no(self.rdbcompression)),
             ("rdbchecksum", "yes".into()),
             ("rdb-load-truncated", yes_no(self.rdb_load_truncated)),
@@ -141,16 +147,25 @@ impl PersistConfig {
                 next.dbfilename = value.to_string();
                 Ok(())
             }
-            "stop-writes-on-bgsave-error" => bool_of(value).map(|b| next.stop_writes_on_bgsave_error = b),
+            "stop-writes-on-bgsave-error" => {
+                bool_of(value).map(|b| next.stop_writes_on_bgsave_error = b)
+            }
             "rdbcompression" => bool_of(value).map(|b| next.rdbcompression = b),
-            "rdbchecksum" | "aof-use-rdb-preamble" => bool_of(value)
-                .and_then(|b| if b { Ok(()) } else { Err(invalid("only 'yes' is supported")) }),
+            "rdbchecksum" | "aof-use-rdb-preamble" => bool_of(value).and_then(|b| {
+                if b {
+                    Ok(())
+                } else {
+                    Err(invalid("only 'yes' is supported"))
+                }
+            }),
             "rdb-load-truncated" => bool_of(value).map(|b| next.rdb_load_truncated = b),
             "appendonly" => bool_of(value).map(|b| next.appendonly = b),
             "appendfilename" => return Some(Err(ConfigError::Immutable(name.into()))),
             "appendfsync" => AppendFsync::parse(value)
                 .map(|f| next.appendfsync = f)
-                .ok_or_else(|| invalid("argument(s) must be one of the following: always, everysec, no")),
+                .ok_or_else(|| {
+                    invalid("argument(s) must be one of the following: always, everysec, no")
+                }),
             "aof-load-truncated" => bool_of(value).map(|b| next.aof_load_truncated = b),
             _ => return None,
         };
@@ -217,12 +232,21 @@ mod tests {
         assert!(c.set_param("maxmemory", "1").is_none(), "not ours");
         assert!(matches!(c.set_param("appendfsync", "always"), Some(Ok(()))));
         assert_eq!(c.appendfsync, AppendFsync::Always);
-        assert!(matches!(c.set_param("appendfsync", "sometimes"), Some(Err(_))));
+        assert!(matches!(
+            c.set_param("appendfsync", "sometimes"),
+            Some(Err(_))
+        ));
         assert_eq!(c.appendfsync, AppendFsync::Always);
-        assert!(matches!(c.set_param("dbfilename", "../x.rdb"), Some(Err(_))));
+        assert!(matches!(
+            c.set_param("dbfilename", "../x.rdb"),
+            Some(Err(_))
+        ));
         assert_eq!(c.dbfilename, "dump.rdb");
         assert!(matches!(c.set_param("save", ""), Some(Ok(()))));
         assert!(c.save.is_empty());
-        assert!(matches!(c.set_param("appendfilename", "x.aof"), Some(Err(ConfigError::Immutable(_)))));
+        assert!(matches!(
+            c.set_param("appendfilename", "x.aof"),
+            Some(Err(ConfigError::Immutable(_)))
+        ));
     }
 }

@@ -133,7 +133,9 @@ impl Persist {
     }
 
     fn job(&self) -> std::sync::MutexGuard<'_, Option<(Job, Instant)>> {
-        self.job.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.job
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Claims the background slot for `job`; false when another job holds it.
@@ -153,12 +155,17 @@ impl Persist {
     /// `-MISCONF` when writes must be refused: a failed background save while `save` rules exist
     /// and `stop-writes-on-bgsave-error` is on, or a failed append-only file write.
     fn refuse_write(&self, config: &PersistConfig) -> Option<Frame> {
-        if config.stop_writes_on_bgsave_error && !config.save.is_empty() && !self.bgsave_ok.load(Ordering::Relaxed) {
+        if config.stop_writes_on_bgsave_error
+            && !config.save.is_empty()
+            && !self.bgsave_ok.load(Ordering::Relaxed)
+        {
             return Some(Frame::error_static(MISCONF_RDB));
         }
         if config.appendonly {
             if let Some(e) = self.aof.write_error() {
-                return Some(Frame::error(format!("MISCONF Errors writing to the AOF file: {e}")));
+                return Some(Frame::error(format!(
+                    "MISCONF Errors writing to the AOF file: {e}"
+                )));
             }
         }
         None
@@ -166,7 +173,11 @@ impl Persist {
 
     /// Writes since the last successful save.
     fn changes(&self, shared: &Shared) -> u64 {
-        shared.stats.dirty.load(Ordering::Relaxed).saturating_sub(self.dirty_at_save.load(Ordering::Relaxed))
+        shared
+            .stats
+            .dirty
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.dirty_at_save.load(Ordering::Relaxed))
     }
 }
 
@@ -304,7 +315,9 @@ fn start_bgsave(shared: &Arc<Shared>) -> bool {
 pub fn bgrewriteaof(shared: &Arc<Shared>, in_exec: bool) -> Frame {
     let p = &shared.persist;
     match p.running() {
-        Some(Job::Rewrite) => Frame::error_static("ERR Background append only file rewriting already in progress"),
+        Some(Job::Rewrite) => {
+            Frame::error_static("ERR Background append only file rewriting already in progress")
+        }
         Some(_) => {
             p.rewrite_scheduled.store(true, Ordering::Relaxed);
             Frame::simple("Background append only file rewriting scheduled")
@@ -313,7 +326,9 @@ pub fn bgrewriteaof(shared: &Arc<Shared>, in_exec: bool) -> Frame {
             p.rewrite_scheduled.store(true, Ordering::Relaxed);
             Frame::simple("Background append only file rewriting scheduled")
         }
-        None if start_rewrite(shared) => Frame::simple("Background append only file rewriting started"),
+        None if start_rewrite(shared) => {
+            Frame::simple("Background append only file rewriting started")
+        }
         None => Frame::error_static(
             "ERR Can't execute an AOF background rewriting. Please check the server logs for more information.",
         ),
@@ -340,7 +355,10 @@ fn start_rewrite(shared: &Arc<Shared>) -> bool {
             }
         }
     });
-    info!(keys = snap.dbs.iter().map(Vec::len).sum::<usize>(), "background append only file rewriting started");
+    info!(
+        keys = snap.dbs.iter().map(Vec::len).sum::<usize>(),
+        "background append only file rewriting started"
+    );
     let shared = shared.clone();
     tokio::task::spawn_blocking(move || {
         let r = write_rewrite(&shared, &snap, record);
@@ -431,9 +449,17 @@ pub fn shutdown(shared: &Shared, args: &[Bytes], in_exec: bool) -> Result<(), Fr
     if abort {
         return Err(Frame::error_static("ERR No shutdown in progress."));
     }
-    let want = if nosave { Some(false) } else if save { Some(true) } else { None };
+    let want = if nosave {
+        Some(false)
+    } else if save {
+        Some(true)
+    } else {
+        None
+    };
     match final_save(shared, want, in_exec) {
-        Err(()) if !force => Err(Frame::error_static("ERR Errors trying to SHUTDOWN. Check logs.")),
+        Err(()) if !force => Err(Frame::error_static(
+            "ERR Errors trying to SHUTDOWN. Check logs.",
+        )),
         _ => Ok(()),
     }
 }
@@ -472,7 +498,9 @@ fn final_save(shared: &Shared, want: Option<bool>, in_exec: bool) -> Result<(), 
 /// Called when the server stops (after connections drained): the shutdown save if `SHUTDOWN`
 /// did not run it (SIGTERM), then the append-only file is flushed, fsynced and closed.
 pub fn on_exit(shared: &Shared) {
-    if !shared.persist.shutdown_done.load(Ordering::Relaxed) && final_save(shared, None, false).is_err() {
+    if !shared.persist.shutdown_done.load(Ordering::Relaxed)
+        && final_save(shared, None, false).is_err()
+    {
         error!("the final save failed; exiting anyway (the previous snapshot is intact)");
     }
     shared.persist.aof.stop();
@@ -507,10 +535,18 @@ pub async fn cron(shared: Arc<Shared>, stop: CancellationToken) {
         let since = now.saturating_sub(p.lastsave.load(Ordering::Relaxed));
         let changes = p.changes(&shared);
         // A failed save is retried after 5 s, not on every tick (Redis' CONFIG_BGSAVE_RETRY_DELAY).
-        let may = p.bgsave_ok.load(Ordering::Relaxed) || now.saturating_sub(p.bgsave_tried.load(Ordering::Relaxed)) >= 5;
-        if let Some(rule) = rules.iter().find(|r| changes >= r.changes && since >= r.after.as_secs()) {
+        let may = p.bgsave_ok.load(Ordering::Relaxed)
+            || now.saturating_sub(p.bgsave_tried.load(Ordering::Relaxed)) >= 5;
+        if let Some(rule) = rules
+            .iter()
+            .find(|r| changes >= r.changes && since >= r.after.as_secs())
+        {
             if may {
-                info!(changes = rule.changes, seconds = rule.after.as_secs(), "save rule met; saving");
+                info!(
+                    changes = rule.changes,
+                    seconds = rule.after.as_secs(),
+                    "save rule met; saving"
+                );
                 start_bgsave(&shared);
             }
         }
@@ -571,11 +607,28 @@ fn write_rewrite_at_start(shared: &Shared, snap: &Snap, path: &Path) -> Result<(
         w.finish().map(|_| ())
     })
     .map_err(io)?;
-    shared.persist.aof.finish_rewrite(file, &tmp, path).map_err(io)
+    shared
+        .persist
+        .aof
+        .finish_rewrite(file, &tmp, path)
+        .map_err(io)
 }
 
-fn load_rdb(shared: &Shared, path: &Path, cfg: &PersistConfig, databases: usize, drop_expired: bool) -> Result<(), PersistError> {
-    let r = rdbfile::load(path, databases, unix_ms(), drop_expired, cfg.rdb_load_truncated).map_err(|source| PersistError::Io {
+fn load_rdb(
+    shared: &Shared,
+    path: &Path,
+    cfg: &PersistConfig,
+    databases: usize,
+    drop_expired: bool,
+) -> Result<(), PersistError> {
+    let r = rdbfile::load(
+        path,
+        databases,
+        unix_ms(),
+        drop_expired,
+        cfg.rdb_load_truncated,
+    )
+    .map_err(|source| PersistError::Io {
         path: path.to_path_buf(),
         source,
     })?;
@@ -595,13 +648,23 @@ fn load_rdb(shared: &Shared, path: &Path, cfg: &PersistConfig, databases: usize,
         }
     };
     info!(path = %path.display(), keys = loaded.keys, expired = loaded.expired, "DB loaded from disk");
-    *shared.persist.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = (loaded.keys, loaded.expired);
+    *shared
+        .persist
+        .loaded
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = (loaded.keys, loaded.expired);
     shared.engine.replace_all(loaded.dbs);
     Ok(())
 }
 
 /// Loads an append-only file; true when it was damaged and must be rewritten from memory.
-fn load_aof(shared: &Arc<Shared>, path: &Path, cfg: &PersistConfig, databases: usize, drop_expired: bool) -> Result<bool, PersistError> {
+fn load_aof(
+    shared: &Arc<Shared>,
+    path: &Path,
+    cfg: &PersistConfig,
+    databases: usize,
+    drop_expired: bool,
+) -> Result<bool, PersistError> {
     let io = |source| PersistError::Io {
         path: path.to_path_buf(),
         source,
@@ -615,10 +678,12 @@ fn load_aof(shared: &Arc<Shared>, path: &Path, cfg: &PersistConfig, databases: u
             databases,
             ..crate::rdb::ReadLimits::default()
         };
-        let mut rdb = crate::rdb::RdbReader::with_limits(reader, limits).map_err(|source| PersistError::Rdb {
-            path: path.to_path_buf(),
-            offset: 0,
-            source,
+        let mut rdb = crate::rdb::RdbReader::with_limits(reader, limits).map_err(|source| {
+            PersistError::Rdb {
+                path: path.to_path_buf(),
+                offset: 0,
+                source,
+            }
         })?;
         let mut loaded = rdbfile::LoadedRdb {
             dbs: (0..databases).map(|_| Vec::new()).collect(),
@@ -649,10 +714,16 @@ fn load_aof(shared: &Arc<Shared>, path: &Path, cfg: &PersistConfig, databases: u
     let (session_handle, _push_rx) = replay_client(shared);
     let mut session = session_handle;
     let mut commands = 0u64;
-    let damage = aof::replay(reader, rest, offset, &|n| crate::cmd::lookup(n).is_some(), &mut |args| {
-        commands += 1;
-        let _ = session.execute(args);
-    })
+    let damage = aof::replay(
+        reader,
+        rest,
+        offset,
+        &|n| crate::cmd::lookup(n).is_some(),
+        &mut |args| {
+            commands += 1;
+            let _ = session.execute(args);
+        },
+    )
     .map_err(io)?;
     drop(session);
     if let Some(d) = damage {
@@ -672,7 +743,12 @@ fn load_aof(shared: &Arc<Shared>, path: &Path, cfg: &PersistConfig, databases: u
 }
 
 /// A session that replays commands as our own master would: no refusals, no feeding.
-fn replay_client(shared: &Arc<Shared>) -> (crate::session::Session, tokio::sync::mpsc::UnboundedReceiver<crate::pubsub::Push>) {
+fn replay_client(
+    shared: &Arc<Shared>,
+) -> (
+    crate::session::Session,
+    tokio::sync::mpsc::UnboundedReceiver<crate::pubsub::Push>,
+) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let handle = Arc::new(crate::server::ClientHandle {
         id: 0,
@@ -693,26 +769,62 @@ pub fn render_info(s: &Shared, o: &mut String) -> std::fmt::Result {
     let p = &s.persist;
     let job = *p.job();
     let appendonly = s.config().persist.appendonly;
-    let (keys, expired) = *p.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let since = |j: Job| job.filter(|(k, _)| *k == j).map_or(-1, |(_, t)| t.elapsed().as_secs() as i64);
-    let ok = |b: &AtomicBool| if b.load(Ordering::Relaxed) { "ok" } else { "err" };
+    let (keys, expired) = *p
+        .loaded
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let since = |j: Job| {
+        job.filter(|(k, _)| *k == j)
+            .map_or(-1, |(_, t)| t.elapsed().as_secs() as i64)
+    };
+    let ok = |b: &AtomicBool| {
+        if b.load(Ordering::Relaxed) {
+            "ok"
+        } else {
+            "err"
+        }
+    };
     writeln!(o, "# Persistence\r")?;
     writeln!(o, "loading:0\r")?;
     writeln!(o, "async_loading:0\r")?;
     writeln!(o, "rdb_changes_since_last_save:{}\r", p.changes(s))?;
-    writeln!(o, "rdb_bgsave_in_progress:{}\r", u8::from(job.is_some_and(|(j, _)| j == Job::Bgsave)))?;
-    writeln!(o, "rdb_last_save_time:{}\r", p.lastsave.load(Ordering::Relaxed))?;
+    writeln!(
+        o,
+        "rdb_bgsave_in_progress:{}\r",
+        u8::from(job.is_some_and(|(j, _)| j == Job::Bgsave))
+    )?;
+    writeln!(
+        o,
+        "rdb_last_save_time:{}\r",
+        p.lastsave.load(Ordering::Relaxed)
+    )?;
     writeln!(o, "rdb_last_bgsave_status:{}\r", ok(&p.bgsave_ok))?;
     writeln!(o, "rdb_current_bgsave_time_sec:{}\r", since(Job::Bgsave))?;
     writeln!(o, "rdb_saves:{}\r", p.rdb_saves.load(Ordering::Relaxed))?;
     writeln!(o, "rdb_last_load_keys_expired:{expired}\r")?;
     writeln!(o, "rdb_last_load_keys_loaded:{keys}\r")?;
     writeln!(o, "aof_enabled:{}\r", u8::from(appendonly))?;
-    writeln!(o, "aof_rewrite_in_progress:{}\r", u8::from(job.is_some_and(|(j, _)| j == Job::Rewrite)))?;
-    writeln!(o, "aof_rewrite_scheduled:{}\r", u8::from(p.rewrite_scheduled.load(Ordering::Relaxed)))?;
+    writeln!(
+        o,
+        "aof_rewrite_in_progress:{}\r",
+        u8::from(job.is_some_and(|(j, _)| j == Job::Rewrite))
+    )?;
+    writeln!(
+        o,
+        "aof_rewrite_scheduled:{}\r",
+        u8::from(p.rewrite_scheduled.load(Ordering::Relaxed))
+    )?;
     writeln!(o, "aof_current_rewrite_time_sec:{}\r", since(Job::Rewrite))?;
     writeln!(o, "aof_last_bgrewrite_status:{}\r", ok(&p.rewrite_ok))?;
-    writeln!(o, "aof_rewrites:{}\r", p.aof_rewrites.load(Ordering::Relaxed))?;
-    let write = if p.aof.write_error().is_some() { "err" } else { "ok" };
+    writeln!(
+        o,
+        "aof_rewrites:{}\r",
+        p.aof_rewrites.load(Ordering::Relaxed)
+    )?;
+    let write = if p.aof.write_error().is_some() {
+        "err"
+    } else {
+        "ok"
+    };
     writeln!(o, "aof_last_write_status:{write}\r")
 }

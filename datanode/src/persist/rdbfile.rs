@@ -73,7 +73,10 @@ pub fn write_entries<W: Write>(w: &mut RdbWriter<W>, dbs: &[Vec<Entry>]) -> io::
 
 /// Creates a temporary file next to `path`, lets `fill` write it, then fsyncs it, renames it over
 /// `path` and fsyncs the directory. On error the temporary file is removed.
-pub fn write_with<T>(path: &Path, fill: impl FnOnce(&mut BufWriter<&File>) -> io::Result<T>) -> io::Result<T> {
+pub fn write_with<T>(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<&File>) -> io::Result<T>,
+) -> io::Result<T> {
     let tmp = temp_path(path);
     let r = (|| {
         let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
@@ -94,7 +97,10 @@ pub fn write_with<T>(path: &Path, fill: impl FnOnce(&mut BufWriter<&File>) -> io
 
 /// fsyncs the directory holding `path`, so a rename in it is durable.
 pub fn sync_dir(path: &Path) -> io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     File::open(dir)?.sync_all()
 }
 
@@ -102,7 +108,10 @@ pub fn sync_dir(path: &Path) -> io::Result<()> {
 pub fn temp_path(path: &Path) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!("temp-{}-{n}.{name}", std::process::id()))
 }
 
@@ -121,10 +130,11 @@ pub fn load(
         databases,
         ..ReadLimits::default()
     };
-    let mut reader = match RdbReader::with_limits(BufReader::with_capacity(256 * 1024, file), limits) {
-        Ok(r) => r,
-        Err(source) => return Ok(Err((RdbLoadError { offset: 0, source }, None))),
-    };
+    let mut reader =
+        match RdbReader::with_limits(BufReader::with_capacity(256 * 1024, file), limits) {
+            Ok(r) => r,
+            Err(source) => return Ok(Err((RdbLoadError { offset: 0, source }, None))),
+        };
     let mut loaded = LoadedRdb {
         dbs: (0..databases).map(|_| Vec::new()).collect(),
         keys: 0,
@@ -165,7 +175,10 @@ pub fn read_into<R: io::Read>(
                         offset: at,
                         source: RdbError::Corrupt {
                             offset: at,
-                            what: format!("duplicate key '{}' in db {db}", String::from_utf8_lossy(&entry.key)),
+                            what: format!(
+                                "duplicate key '{}' in db {db}",
+                                String::from_utf8_lossy(&entry.key)
+                            ),
                         },
                     });
                 }
@@ -183,7 +196,9 @@ pub fn read_into<R: io::Read>(
                 }
             }
             Some(Item::Function { .. }) => {
-                tracing::warn!("snapshot holds a function library; Vigil has no functions, ignored");
+                tracing::warn!(
+                    "snapshot holds a function library; Vigil has no functions, ignored"
+                );
             }
             Some(Item::Aux { .. }) => {}
         }
@@ -221,7 +236,10 @@ mod tests {
         e.expire_at = 4_000_000_000_000;
         let mut gone = Entry::new(b"old", Value::Str(Sds::new(b"x")));
         gone.expire_at = 1;
-        vec![vec![e, gone], vec![Entry::new(b"n", Value::Str(Sds::new(b"1")))]]
+        vec![
+            vec![e, gone],
+            vec![Entry::new(b"n", Value::Str(Sds::new(b"1")))],
+        ]
     }
 
     #[test]
@@ -250,7 +268,11 @@ mod tests {
         });
         assert!(r.is_err());
         assert_eq!(fs::read(&path).unwrap(), before);
-        assert_eq!(fs::read_dir(&d).unwrap().count(), 1, "temporary file removed");
+        assert_eq!(
+            fs::read_dir(&d).unwrap().count(),
+            1,
+            "temporary file removed"
+        );
         let _ = fs::remove_dir_all(&d);
     }
 
