@@ -64,6 +64,12 @@ struct DatanodeArgs {
     /// Password clients must send with AUTH [default: none].
     #[arg(long, env = "VIGIL_REQUIREPASS", hide_env_values = true)]
     requirepass: Option<String>,
+    /// Start as a replica of this master, as HOST:PORT [default: start as a master].
+    #[arg(long, env = "VIGIL_REPLICAOF", value_name = "HOST:PORT")]
+    replicaof: Option<String>,
+    /// Password for the master, when it requires AUTH [default: none].
+    #[arg(long, env = "VIGIL_MASTERAUTH", hide_env_values = true)]
+    masterauth: Option<String>,
     /// Snapshot rules as "seconds changes" pairs, such as "900 1 300 10": save the RDB file when
     /// that many writes happened within that many seconds; "" disables automatic snapshots and
     /// the save on SIGTERM [default: "3600 1 300 100 60 10000", as Redis].
@@ -106,6 +112,8 @@ struct DatanodeFile {
     maxmemory: Option<toml::Value>,
     maxmemory_policy: Option<String>,
     requirepass: Option<String>,
+    replicaof: Option<String>,
+    masterauth: Option<String>,
     save: Option<String>,
     dbfilename: Option<String>,
     rdb_load_truncated: Option<bool>,
@@ -184,6 +192,16 @@ fn datanode_config(args: DatanodeArgs) -> Result<Config> {
     }
     if let Some(v) = args.requirepass.or(file.requirepass) {
         c.requirepass = v;
+    }
+    if let Some(v) = args.replicaof.or(file.replicaof) {
+        let (host, port) = v
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok().filter(|p| *p != 0)?)))
+            .ok_or_else(|| anyhow!("replicaof: '{v}' is not HOST:PORT (example: 127.0.0.1:6379)"))?;
+        c.replicaof = Some((host, port));
+    }
+    if let Some(v) = args.masterauth.or(file.masterauth) {
+        c.masterauth = v;
     }
     let p = &mut c.persist;
     if let Some(v) = args.save.or(file.save) {
