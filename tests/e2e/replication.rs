@@ -515,3 +515,93 @@ fn vigil_replicates_from_a_redis_master_with_every_encoding_and_resumes_partiall
     assert_eq!(info_u64(&mut m, "stats", "sync_full"), 1);
     assert_same(&dump(&mut r), &dump(&mut m), "r vs m");
 }
+
+/// A fake master on loopback: answers every connection with `reply` (or nothing, when `None`)
+/// and counts the connections it accepted.
+fn fake_master(reply: Option<&'static [u8]>) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        // Bounded: the test process ends it; each connection is held until the peer leaves.
+        for stream in listener.incoming().take(64) {
+            let Ok(mut s) = stream else { continue };
+            seen.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+                if let Ok(n) = s.read(&mut buf) {
+                    if n > 0 {
+                        if let Some(r) = reply {
+                            let _ = s.write_all(r);
+                        }
+                    }
+                }
+                // Hold the connection until the replica drops it.
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, count)
+}
+
+#[test]
+fn a_master_that_sends_garbage_or_stalls_is_dropped_and_retried() {
+    let node = datanode(&[]);
+    let mut c = Conn::new(node.addr);
+    assert_eq!(c.cmd(&["CONFIG", "SET", "repl-timeout", "1"]), Frame::ok());
+    for (what, reply) in [
+        ("garbage", Some(&b"\x00\x01garbage that is not RESP\r\n"[..])),
+        ("stall", None),
+    ] {
+        let (addr, accepted) = fake_master(reply);
+        assert_eq!(c.cmd(&["REPLICAOF", "127.0.0.1", &port(addr)]), Frame::ok());
+        // The replica drops the link and retries: the fake master sees it come back.
+        wait_until(DEADLINE, || accepted.load(Ordering::SeqCst) >= 3);
+        assert_eq!(
+            info(&mut c, "replication", "master_link_status"),
+            "down",
+            "{what}"
+        );
+        // Meanwhile it keeps serving its own clients.
+        assert_eq!(c.cmd(&["PING"]), Frame::Simple("PONG".into()), "{what}");
+        assert_eq!(c.cmd(&["REPLICAOF", "NO", "ONE"]), Frame::ok());
+    }
+}
+
+#[test]
+fn a_replica_that_stops_reading_is_cut_at_its_output_limit_and_resyncs_later() {
+    let master = datanode(&[]);
+    let replica = datanode(&[]);
+    let mut m = Conn::new(master.addr);
+    let mut r = Conn::new(replica.addr);
+    assert_eq!(
+        m.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "replica 256kb 0 0"]),
+        Frame::ok()
+    );
+    replicate(&mut r, master.addr);
+    wait_synced(&mut m, &mut r);
+    assert_eq!(info_u64(&mut m, "replication", "connected_slaves"), 1);
+    signal(&replica, "-STOP");
+    // Far more than the socket buffers hold: the master must cut the replica, not grow.
+    let value = "x".repeat(10_000);
+    for i in 0..3000 {
+        m.send(&[b"SET", format!("k{i}").as_bytes(), value.as_bytes()]);
+    }
+    for _ in 0..3000 {
+        assert_eq!(m.read(), Some(Frame::ok()));
+    }
+    wait_until(DEADLINE, || {
+        info_u64(&mut m, "replication", "connected_slaves") == 0
+    });
+    signal(&replica, "-CONT");
+    wait_synced(&mut m, &mut r);
+    assert_eq!(r.cmd(&["DBSIZE"]), Frame::Integer(3000));
+    assert_eq!(r.cmd(&["STRLEN", "k2999"]), Frame::Integer(10_000));
+}
