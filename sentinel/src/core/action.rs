@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use super::input::Gossip;
 use super::types::{
-    ConfigEpoch, GroupName, InfoSeq, NodeClock, NodeId, PersistVersion, RunId, SentinelId, Term,
+    ConfigEpoch, GroupName, InfoSeq, NodeClock, NodeId, PersistVersion, ReplId, ReplOffset, RunId,
+    SentinelId, Term,
 };
 
 /// A command for the shell. Drained with `Sentinel::poll_action` in order.
@@ -121,6 +122,13 @@ pub struct DurableGroup {
     pub master: NodeId,
     /// Known replicas.
     pub replicas: BTreeSet<NodeId>,
+    /// The histories the configured master's data is made of, as it reported them in this
+    /// config epoch (or as voters of this epoch reported them): each replication id with the
+    /// offset up to which it is the master's data (`ReplOffset(u64::MAX)` for an id the master
+    /// wrote under). Durable, and written before any lease is granted to a master under a new
+    /// id, so that every id a master accepted writes under is known to every sentinel of its
+    /// lease majority even after a restart; a leader learns it from its voters.
+    pub lineage: BTreeMap<ReplId, ReplOffset>,
 }
 
 /// Why a sentinel runs for leader.

@@ -16,7 +16,7 @@ use super::Sentinel;
 use super::action::{AbortReason, Action, ElectionReason, Event};
 use super::input::Gossip;
 use super::timers::Timer;
-use super::types::{ConfigEpoch, GroupName, SentinelId, Term};
+use super::types::{ConfigEpoch, GroupName, ReplId, ReplOffset, SentinelId, Term};
 
 /// The candidate side of one group's election.
 #[derive(Debug)]
@@ -186,6 +186,16 @@ impl Sentinel {
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };
+        let lineage: Vec<(ReplId, ReplOffset)> = if epoch == g.durable.epoch {
+            g.durable
+                .lineage
+                .iter()
+                .map(|(id, at)| (*id, *at))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let edges: Vec<(ReplId, ReplId, ReplOffset)> = g.edges.iter().copied().collect();
         let refuse = |why: &str| {
             debug!(%group, %term, candidate = %from, why, "vote refused");
         };
@@ -212,6 +222,8 @@ impl Sentinel {
                     term,
                     granted: true,
                     lease_wait,
+                    lineage,
+                    edges,
                 },
             });
             return;
@@ -243,6 +255,8 @@ impl Sentinel {
                     term,
                     granted: false,
                     lease_wait: Duration::ZERO,
+                    lineage: Vec::new(),
+                    edges: Vec::new(),
                 },
             });
             return;
@@ -279,6 +293,8 @@ impl Sentinel {
                 term,
                 granted: true,
                 lease_wait,
+                lineage,
+                edges,
             },
         };
         #[cfg(test)]
@@ -289,15 +305,20 @@ impl Sentinel {
         self.emit(reply);
     }
 
-    pub(super) fn handle_vote(
-        &mut self,
-        now: Instant,
-        from: SentinelId,
-        group: &GroupName,
-        term: Term,
-        granted: bool,
-        lease_wait: Duration,
-    ) {
+    /// A voter's answer (`vote` is a `Gossip::Vote`).
+    pub(super) fn handle_vote(&mut self, now: Instant, from: SentinelId, vote: Gossip) {
+        let Gossip::Vote {
+            group,
+            term,
+            granted,
+            lease_wait,
+            lineage,
+            edges,
+        } = vote
+        else {
+            return;
+        };
+        let group = &group;
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };
@@ -314,6 +335,15 @@ impl Sentinel {
             return;
         }
         votes.insert(from, lease_wait);
+        // The voter sent a lineage only if it is of our epoch (the one we asked with; a newer
+        // config would have ended this candidacy).
+        super::monitor::merge_lineage(&mut g.durable.lineage, lineage);
+        for edge in edges {
+            if g.edges.len() >= super::MAX_EDGES {
+                break;
+            }
+            g.edges.insert(edge);
+        }
         self.check_won(now, group);
     }
 

@@ -286,78 +286,38 @@ impl Sentinel {
         // resynchronised from one, holds another history and is credited with nothing, so a
         // longer log of writes that were never acknowledged cannot win over a shorter log that
         // holds every acknowledged one.
-        let lineage = &g.lineage;
-        let credit_in = |lineage: &BTreeMap<ReplId, ReplOffset>, i: &NodeInfo| {
-            let own = lineage.get(&i.replid).map(|until| i.offset.min(*until));
-            let before = (i.replid2 != ReplId::default())
-                .then(|| lineage.get(&i.replid2))
-                .flatten()
-                .map(|until| i.offset.min(i.replid2_until).min(*until));
-            own.max(before)
-        };
         // The master's history is unknown (it died before this sentinel read it in this
-        // epoch): the histories of the replicas that follow it stand in for it.
+        // epoch): the histories of the replicas that follow it with their link up stand in
+        // for it. A replica whose link is down reports the history it cached itself (Redis
+        // keeps its own id until a resync replaces it), which may be anything, so it does not.
         let followed: BTreeMap<ReplId, ReplOffset> = fresh_infos
             .iter()
-            .filter(|(_, i)| matches!(i.role, NodeRole::Replica { master: m, .. } if m == master))
+            .filter(|(_, i)| {
+                matches!(i.role, NodeRole::Replica { master: m, link_up: true } if m == master)
+            })
             .map(|(_, i)| (i.replid, ReplOffset(u64::MAX)))
             .collect();
-        let mut lineage = if lineage.is_empty() {
+        let mut lineage = if g.durable.lineage.is_empty() {
             followed
         } else {
-            lineage.clone()
+            g.durable.lineage.clone()
         };
-        // Whatever any node reports extends the lineage: a node whose data is history `h` up
-        // to `offset`, and history `replid2` up to `replid2_until`, shows that `replid2` is the
-        // same data as `h` that far (a history the master came from, which older nodes hold).
-        let known: Vec<&NodeInfo> = std::iter::once(master)
-            .chain(replicas.iter().copied())
-            .filter_map(|n| self.nodes.get(&n)?.info.as_ref().map(|(i, _, _)| i))
-            .collect();
-        loop {
-            let mut grew = false;
-            for i in &known {
-                if i.replid2 == ReplId::default() {
-                    continue;
-                }
-                let Some(until) = lineage.get(&i.replid) else {
-                    continue;
-                };
-                let shared = i.replid2_until.min(i.offset).min(*until);
-                let entry = lineage.entry(i.replid2).or_default();
-                if shared > *entry {
-                    *entry = shared;
-                    grew = true;
-                }
-            }
-            // A history that continued from the lineage (a node restarted with its data, or
-            // was promoted, there) holds writes past that point only if its master held a lease
-            // majority, which only the master of the current config or of a newer one gets:
-            // it is the lineage too. Two different continuations of one point cannot both be,
-            // so neither is taken (a proof then waits for more INFO rather than guess).
-            let mut continuations: BTreeMap<ReplId, BTreeSet<ReplId>> = BTreeMap::new();
-            for i in &known {
-                let parent_ok = lineage
-                    .get(&i.replid2)
-                    .is_some_and(|until| i.replid2_until <= *until);
-                if i.replid2 != ReplId::default() && parent_ok && !lineage.contains_key(&i.replid) {
-                    continuations.entry(i.replid2).or_default().insert(i.replid);
-                }
-            }
-            for ids in continuations.values() {
-                if let Some(id) = ids.first().filter(|_| ids.len() == 1) {
-                    lineage.insert(*id, ReplOffset(u64::MAX));
-                    grew = true;
-                }
-            }
-            if !grew {
-                break;
+        // Every history edge known: the ones read before, and the latest INFO of every member.
+        let mut edges = g.edges.clone();
+        for n in std::iter::once(master).chain(replicas.iter().copied()) {
+            let Some((i, _, _)) = self.nodes.get(&n).and_then(|v| v.info.as_ref()) else {
+                continue;
+            };
+            if i.replid2 != ReplId::default() {
+                edges.insert((i.replid, i.replid2, i.replid2_until.min(i.offset)));
             }
         }
+        extend_lineage(&mut lineage, &edges);
         let lineage = &lineage;
+        let credit_in = |i: &NodeInfo| credit(lineage, &edges, i).0;
         let mut credited: Vec<(NodeId, NodeInfo, ReplOffset)> = fresh_infos
             .iter()
-            .filter_map(|(n, i)| Some((*n, i.clone(), credit_in(lineage, i)?)))
+            .filter_map(|(n, i)| Some((*n, i.clone(), credit_in(i)?)))
             .collect();
         let sync = usize::from(g.cfg.sync_replicas);
         if credited.is_empty() && sync == 0 {
@@ -376,12 +336,18 @@ impl Sentinel {
             // Only a replica proven to hold every acknowledged write may be promoted: any
             // `R - N + 1` replicas include one of the `N` that acknowledged it, and the write
             // lies on the master's lineage, so the replica credited with the most of it holds
-            // every acknowledged write any of them holds. Data past a replica's credit (the
-            // master restarted with its data under an id this sentinel never read) compares
-            // only between replicas of one history: among equals, the longest log of each
-            // history stays in the running.
+            // every acknowledged write any of them holds. That holds only for replicas whose
+            // data is fully accounted for (`decisive`): each of their writes is either credited
+            // or proven to lie off the master's lineage. A replica with data past its credit
+            // under a history this sentinel cannot place may be the one that acknowledged the
+            // write, so it does not count towards the `R - N + 1`; with too few decisive reads
+            // the failover waits, and aborts at its deadline, rather than guess.
             let needed = replicas.len().saturating_sub(sync) + 1;
-            if fresh_infos.len() < needed {
+            let decisive = fresh_infos
+                .iter()
+                .filter(|(_, i)| credit(lineage, &edges, i).1)
+                .count();
+            if decisive < needed {
                 return false;
             }
             let best = credited
@@ -389,6 +355,8 @@ impl Sentinel {
                 .map(|(_, _, c)| *c)
                 .max()
                 .unwrap_or_default();
+            // Data past a replica's credit compares only between replicas of one history:
+            // among equals, the longest log of each history stays in the running.
             let longer = |n: &NodeId, i: &NodeInfo| {
                 credited.iter().any(|(m, j, c)| {
                     m != n && *c == best && j.replid == i.replid && j.offset > i.offset
@@ -460,7 +428,7 @@ impl Sentinel {
         g.durable.replicas.insert(old);
         g.forget_opinions();
         g.disagree_since.clear();
-        g.lineage.clear();
+        g.durable.lineage.clear();
         let mut pending: Vec<NodeId> = g.durable.replicas.iter().copied().collect();
         // The old master of a switchover is healthy and paused: demote it first.
         pending.sort_by_key(|n| *n != old);
@@ -666,4 +634,97 @@ impl Sentinel {
             .map(|g| g.cfg.failover_timeout)
             .unwrap_or(Duration::from_secs(10))
     }
+}
+
+/// Extends `lineage` (each replication id with the offset up to which its data is the
+/// configured master's data) with what the history `edges` (`(child, parent, offset)`: the
+/// child's data up to `offset` is the parent's) prove, to a fixed point: an edge shares its
+/// prefix both ways, so if either end is in the lineage up to `u`, the other is too, up to
+/// `min(offset, u)`.
+///
+/// Nothing is guessed past a prefix: a history that continued from the lineage (a restart
+/// with data, a promotion) is the master's only if the master reported it. That is enough,
+/// because a master accepts writes only under a lease majority, and a sentinel grants a lease
+/// only once the master's current id is in its durable lineage (`maybe_grant_lease`), which
+/// its vote hands to the leader: every id holding acknowledged writes reaches the leader.
+fn extend_lineage(
+    lineage: &mut BTreeMap<ReplId, ReplOffset>,
+    edges: &BTreeSet<(ReplId, ReplId, ReplOffset)>,
+) {
+    loop {
+        let mut grew = false;
+        for &(child, parent, at) in edges {
+            for (from, to) in [(child, parent), (parent, child)] {
+                let Some(until) = lineage.get(&from).copied() else {
+                    continue;
+                };
+                let shared = at.min(until);
+                match lineage.get(&to) {
+                    Some(have) if *have >= shared => {}
+                    _ => {
+                        lineage.insert(to, shared);
+                        grew = true;
+                    }
+                }
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+}
+
+/// What the node that reported `i` provably holds of the master's data, and whether that
+/// accounts for all of its data (`decisive`).
+///
+/// The node's data is history `replid` up to its offset and `replid2` up to `replid2_until`;
+/// an edge `(child, parent, at)` makes it `parent`'s data as far as it was `child`'s, up to
+/// `at`. Its credit is the most it shares with the lineage along those. A finite lineage
+/// offset `u` of a history `h` is where the master's data left `h` (every source of one, a
+/// master's `replid2` or a shared prefix, proves that), so a node holding `h` past `u` holds
+/// a foreign write at `u + 1`, and, a log being one history, only foreign writes after it:
+/// it is decisive. A node whose data goes past its credit under histories the lineage does
+/// not place may hold acknowledged writes this sentinel cannot see: it is not.
+fn credit(
+    lineage: &BTreeMap<ReplId, ReplOffset>,
+    edges: &BTreeSet<(ReplId, ReplId, ReplOffset)>,
+    i: &NodeInfo,
+) -> (Option<ReplOffset>, bool) {
+    let mut cover: BTreeMap<ReplId, ReplOffset> = BTreeMap::new();
+    cover.insert(i.replid, i.offset);
+    if i.replid2 != ReplId::default() {
+        let at = i.replid2_until.min(i.offset);
+        let e = cover.entry(i.replid2).or_default();
+        *e = (*e).max(at);
+    }
+    loop {
+        let mut grew = false;
+        for &(child, parent, at) in edges {
+            let Some(have) = cover.get(&child).copied() else {
+                continue;
+            };
+            let shared = have.min(at);
+            if cover.get(&parent).is_none_or(|c| *c < shared) {
+                cover.insert(parent, shared);
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    let mut best: Option<ReplOffset> = None;
+    let mut diverges = false;
+    for (id, held) in &cover {
+        let Some(until) = lineage.get(id) else {
+            continue;
+        };
+        best = best.max(Some((*held).min(*until)));
+        diverges |= *held > *until;
+    }
+    let decisive = match best {
+        Some(c) => c >= i.offset || diverges,
+        None => i.offset == ReplOffset(0),
+    };
+    (best, decisive)
 }

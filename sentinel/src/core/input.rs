@@ -166,6 +166,14 @@ pub enum Gossip {
         granted: bool,
         /// How long, on the voter's clock, until every lease it granted in the group expires.
         lease_wait: Duration,
+        /// With a granted vote from a voter of the candidate's config epoch: the voter's
+        /// lineage of that epoch's master (see `DurableGroup::lineage`), so that the leader
+        /// knows every history the master accepted writes under; empty otherwise.
+        lineage: Vec<(ReplId, ReplOffset)>,
+        /// With a granted vote: the history edges the voter read (`(child, parent, offset)`,
+        /// see `Group::edges`), facts of any epoch, so that the leader can place histories
+        /// it never saw itself; empty otherwise.
+        edges: Vec<(ReplId, ReplId, ReplOffset)>,
     },
     /// A candidate gives up `term` without promoting anything, so its voters may lift their fence.
     Abandoned {

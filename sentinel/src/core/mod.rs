@@ -88,12 +88,17 @@ struct Group {
     disagree_since: BTreeMap<NodeId, Instant>,
     /// When this sentinel last pushed its opinion of the master to its peers.
     last_opinion_push: Option<Instant>,
-    /// The histories the configured master's data is made of, as it reported them in this
-    /// config epoch: each replication id with the offset up to which it is the master's data
-    /// (`ReplOffset(u64::MAX)` for an id the master itself wrote under). Offsets compare only
-    /// along these histories; see `failover::Sentinel::try_select`.
-    lineage: BTreeMap<ReplId, ReplOffset>,
+    /// Every "history `child` continued from history `parent` at `offset`" this sentinel read
+    /// in any node's INFO (`master_replid`, `master_replid2`, `second_repl_offset` − 1). These
+    /// are facts about replication ids, true in every epoch, so they are kept across configs:
+    /// Redis remembers only one secondary id, so a node that restarted twice no longer shows
+    /// where its data came from, but an edge read before the second restart still does.
+    /// Bounded by `MAX_EDGES`.
+    edges: BTreeSet<(ReplId, ReplId, ReplOffset)>,
 }
+
+/// The most history edges kept per group; a group sees a few per failover or restart.
+const MAX_EDGES: usize = 1024;
 
 impl Sentinel {
     /// A sentinel with no persisted state: voters and groups come from `config`, which must have
@@ -111,6 +116,7 @@ impl Sentinel {
                     epoch: ConfigEpoch(0),
                     master: g.master,
                     replicas: g.replicas.iter().copied().collect(),
+                    lineage: BTreeMap::new(),
                 };
                 (g.name.clone(), durable)
             })
@@ -244,6 +250,7 @@ impl Sentinel {
                 epoch: ConfigEpoch(0),
                 master: gcfg.master,
                 replicas: gcfg.replicas.iter().copied().collect(),
+                lineage: BTreeMap::new(),
             });
             let name = gcfg.name.clone();
             let members: Vec<NodeId> = std::iter::once(durable.master)
@@ -263,7 +270,7 @@ impl Sentinel {
                     fenced_since: None,
                     disagree_since: BTreeMap::new(),
                     last_opinion_push: None,
-                    lineage: BTreeMap::new(),
+                    edges: BTreeSet::new(),
                 },
             );
             for node in members {

@@ -170,6 +170,20 @@ impl Sentinel {
                 self.publish(Event::RestartedEmpty { node });
             }
         }
+        if info.replid2 != ReplId::default() {
+            if let Some(g) = self.groups.get_mut(&group_name) {
+                let edge = (
+                    info.replid,
+                    info.replid2,
+                    info.replid2_until.min(info.offset),
+                );
+                if g.edges.len() < super::MAX_EDGES || g.edges.contains(&edge) {
+                    g.edges.insert(edge);
+                } else {
+                    debug!(group = %group_name, "history edge table full; edge not kept");
+                }
+            }
+        }
         match (&info.role, is_master) {
             (NodeRole::Replica { .. }, true) => {
                 let view = self.nodes.get_mut(&node).expect("view looked up above");
@@ -180,13 +194,22 @@ impl Sentinel {
                 view.role_mismatch_since = None;
                 // A master that restarted empty starts a history without the acknowledged
                 // writes: it is never part of the lineage replicas are compared along.
-                let empty = view.restarted_empty || info.empty;
+                // (An empty master not known to have lost data, such as a new group or a replica
+                // promoted empty because nothing better was left, is the history itself.)
+                let empty = view.restarted_empty;
+                let mut grew = false;
                 if let Some(g) = self.groups.get_mut(&group_name).filter(|_| !empty) {
-                    g.lineage.insert(info.replid, ReplOffset(u64::MAX));
-                    if info.replid2 != ReplId::default() {
-                        let until = g.lineage.entry(info.replid2).or_default();
-                        *until = (*until).max(info.replid2_until);
-                    }
+                    grew = merge_lineage(
+                        &mut g.durable.lineage,
+                        std::iter::once((info.replid, ReplOffset(u64::MAX))).chain(
+                            (info.replid2 != ReplId::default())
+                                .then_some((info.replid2, info.replid2_until)),
+                        ),
+                    );
+                }
+                if grew {
+                    // Durable before the next lease grant, which waits for this `Persist`.
+                    self.persist();
                 }
                 let unknown: Vec<NodeId> = replicas
                     .iter()
@@ -370,6 +393,11 @@ impl Sentinel {
         if view.down || !matches!(info.role, NodeRole::Master { .. }) {
             return;
         }
+        // Writes under a history this sentinel has not durably recorded could be lost by a
+        // leader that never read it: no lease for them.
+        if g.durable.lineage.get(&info.replid) != Some(&ReplOffset(u64::MAX)) {
+            return;
+        }
         let run_id = info.run_id;
         let lease = Lease {
             from: self.id,
@@ -436,6 +464,34 @@ impl Sentinel {
             .map(|g| g.cfg.down_after)
             .unwrap_or(self.cfg.probe_interval * 50)
     }
+}
+
+/// The most ids a group's lineage holds; a master gets a new one per promotion or restart.
+pub(super) const MAX_LINEAGE: usize = 64;
+
+/// Adds `entries` to `lineage` (keeping the larger offset of an id); returns whether it grew.
+/// A full lineage takes nothing new, and a master whose id is not in it gets no lease.
+pub(super) fn merge_lineage(
+    lineage: &mut std::collections::BTreeMap<ReplId, ReplOffset>,
+    entries: impl IntoIterator<Item = (ReplId, ReplOffset)>,
+) -> bool {
+    let mut grew = false;
+    for (id, until) in entries {
+        let full = lineage.len() >= MAX_LINEAGE;
+        match lineage.get_mut(&id) {
+            Some(have) if *have >= until => {}
+            Some(have) => {
+                *have = until;
+                grew = true;
+            }
+            None if !full => {
+                lineage.insert(id, until);
+                grew = true;
+            }
+            None => debug!(?id, "lineage full; id not kept"),
+        }
+    }
+    grew
 }
 
 impl Group {

@@ -43,12 +43,7 @@ impl Sentinel {
                 epoch,
                 reason,
             } => self.handle_request_vote(now, from, &group, term, epoch, reason),
-            Gossip::Vote {
-                group,
-                term,
-                granted,
-                lease_wait,
-            } => self.handle_vote(now, from, &group, term, granted, lease_wait),
+            vote @ Gossip::Vote { .. } => self.handle_vote(now, from, vote),
             Gossip::Abandoned { group, term } => self.handle_abandoned(from, &group, term),
             Gossip::Config {
                 group,
@@ -154,7 +149,7 @@ impl Sentinel {
         }
         g.forget_opinions();
         g.disagree_since.clear();
-        g.lineage.clear();
+        g.durable.lineage.clear();
         if !g.is_fenced() {
             g.fenced_since = None;
         }

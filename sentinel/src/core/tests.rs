@@ -166,6 +166,8 @@ fn a_vote_is_released_only_after_it_is_durable() {
                     term: Term(1),
                     granted: true,
                     lease_wait: Duration::ZERO,
+                    lineage: Vec::new(),
+                    edges: Vec::new(),
                 },
             },
         ]
@@ -206,6 +208,8 @@ fn a_second_candidate_of_the_same_term_is_refused() {
                 term: Term(1),
                 granted: false,
                 lease_wait: Duration::ZERO,
+                lineage: Vec::new(),
+                edges: Vec::new(),
             },
         }]
     );
@@ -230,6 +234,8 @@ fn no_vote_while_the_master_looks_healthy() {
                 term: Term(1),
                 granted: false,
                 lease_wait: Duration::ZERO,
+                lineage: Vec::new(),
+                edges: Vec::new(),
             },
         }]
     );

@@ -21,8 +21,9 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::core::{
-    Action, ConfigEpoch, CoreConfig, DurableState, Event, Gossip, GroupConfig, GroupName, InfoSeq,
-    Input, Lease, NodeId, NodeInfo, ProbeReply, ProbeStatus, Quorum, Sentinel, SentinelId,
+    AbortReason, Action, ConfigEpoch, CoreConfig, DurableState, Event, Gossip, GroupConfig,
+    GroupName, InfoSeq, Input, Lease, NodeId, NodeInfo, ProbeReply, ProbeStatus, Quorum, Sentinel,
+    SentinelId,
 };
 use check::Checker;
 use node::{DataNode, Role};
@@ -161,6 +162,11 @@ pub struct Sim {
     pub events: Vec<(Duration, SentinelId, Event)>,
     /// With `record`: faults and data-node transitions, for replaying a seed.
     pub trace: Vec<(Duration, String)>,
+    /// Per group, when a leader last gave up a failover because it could not prove which
+    /// replica holds every acknowledged write (`AbortReason::NoFreshOffsets`).
+    pub unprovable: BTreeMap<GroupName, Duration>,
+    /// When `heal_all` last ran.
+    pub healed_at: Duration,
 }
 
 /// Records a trace line when the simulation records (formats nothing otherwise).
@@ -294,6 +300,8 @@ impl Sim {
             next_id,
             events: Vec::new(),
             trace: Vec::new(),
+            unprovable: BTreeMap::new(),
+            healed_at: Duration::MAX,
         };
         for i in 0..sim.sentinels.len() {
             sim.start_sentinel(i);
@@ -400,6 +408,24 @@ impl Sim {
                 .map_err(|e| format!("seed {seed}: invariant 4: {e}"))?;
             let name = &self.groups[g];
             let m = &self.nodes[master.0 as usize];
+            // The one exception to convergence: with synchronous replication, the agreed
+            // master died for good and the leaders that tried to replace it, after the faults
+            // healed, found no `R - N + 1` replicas whose data they could place on its lineage
+            // (a replica holds data under a history whose link to the lineage nobody read,
+            // e.g. Redis keeps one secondary id, so a node restarted twice hides its origin).
+            // Promoting then could lose an acknowledged write, so the group stays without a
+            // master (safety over liveness).
+            // FIXME: narrow further; the core could read more (a replica's full sync offset)
+            // before it gives up.
+            let unprovable = self.opts.sync_replicas > 0
+                && !m.up
+                && self
+                    .unprovable
+                    .get(name)
+                    .is_some_and(|t| *t >= self.healed_at);
+            if unprovable {
+                continue;
+            }
             if !m.up || m.role != Role::Master {
                 return Err(format!(
                     "seed {seed}: invariant 4: agreed master {master} of {name} is up={} role={:?}",
@@ -596,6 +622,13 @@ impl Sim {
                     }
                     Event::SwitchMaster { group, epoch, .. } => {
                         self.check.published(self.now, id, group, *epoch)
+                    }
+                    Event::FailoverAborted {
+                        group,
+                        reason: AbortReason::NoFreshOffsets,
+                        ..
+                    } => {
+                        self.unprovable.insert(group.clone(), self.now);
                     }
                     _ => {}
                 }
@@ -963,6 +996,7 @@ impl Sim {
     /// Repairs everything: heals partitions, stops message loss, resumes and restarts (with
     /// their data) every node and sentinel.
     pub fn heal_all(&mut self) {
+        self.healed_at = self.now;
         self.opts.loss = 0.0;
         self.apply_fault(Fault::Heal);
         for n in 0..self.nodes.len() {
