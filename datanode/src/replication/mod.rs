@@ -509,6 +509,20 @@ impl Replication {
         st.sink = sink;
     }
 
+    /// True when a sink (the append-only file) is installed.
+    pub fn sink_on(&self) -> bool {
+        self.sink_on.load(Ordering::Relaxed)
+    }
+
+    /// Hands one command applied from our master's stream to the sink, if any (a replica's
+    /// append-only file). The stream itself is not fed: the master's bytes are, verbatim.
+    pub fn sink_command(&self, db: usize, args: &[Bytes]) {
+        let st = self.stream();
+        if let Some(sink) = &st.sink {
+            sink.command(Some(db), args);
+        }
+    }
+
     /// True while this node replicates from a master.
     #[inline]
     pub fn is_replica(&self) -> bool {

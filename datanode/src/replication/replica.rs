@@ -355,6 +355,10 @@ async fn full_sync(
     }
     // Our replicas hold a history that no longer exists.
     shared.repl.cut_replicas();
+    // Nor does our append-only file: rebase it on the new dataset (Redis does the same).
+    if shared.config().persist.appendonly {
+        let _ = crate::persist::bgrewriteaof(shared, false);
+    }
     info!(
         keys,
         offset,
@@ -468,6 +472,11 @@ async fn apply_stream(
                     continue;
                 }
                 session.tick(0);
+                // The append-only file records what the master sent, as it records our own
+                // clients' writes on a master (SELECT is implied by the db it is given).
+                if shared.repl.sink_on() && !args[0].eq_ignore_ascii_case(b"SELECT") {
+                    shared.repl.sink_command(session.db(), &args);
+                }
                 if let Outcome::Block { .. } = session.execute(args) {
                     // A master never sends a blocking command that waits; drop the registration.
                     let _ = session.timeout_blocked();
