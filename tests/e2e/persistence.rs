@@ -504,3 +504,45 @@ fn an_rdb_saved_by_redis_server_loads_in_vigil() {
     let node = start(&dir, &["--save", ""]).expect("start on redis' file");
     assert_eq!(dump(&mut node.conn()), before);
 }
+
+#[test]
+fn a_replica_with_appendonly_restarts_with_what_it_replicated() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let (mdir, rdir) = (root.path().join("m"), root.path().join("r"));
+    std::fs::create_dir_all(&mdir).expect("dir");
+    std::fs::create_dir_all(&rdir).expect("dir");
+    let master = start(&mdir, &["--save", ""]).expect("master starts");
+    let mut m = master.conn();
+    assert_eq!(m.cmd(&["SET", "before", "1"]), Frame::ok());
+    let replicaof = format!("127.0.0.1:{}", master.addr.port());
+    let replica = start(
+        &rdir,
+        &["--save", "", "--appendonly", "yes", "--replicaof", &replicaof],
+    )
+    .expect("replica starts");
+    let mut r = replica.conn();
+    // Written after the full sync: only the stream carries these.
+    assert_eq!(m.cmd(&["SELECT", "2"]), Frame::ok());
+    assert_eq!(m.cmd(&["RPUSH", "l", "a", "b"]), Frame::Integer(2));
+    assert_eq!(m.cmd(&["PEXPIRE", "l", "600000"]), Frame::Integer(1));
+    wait_until(DEADLINE, || {
+        r.cmd(&["SELECT", "2"]) == Frame::ok() && r.cmd(&["LLEN", "l"]) == Frame::Integer(2)
+    });
+    wait_until(DEADLINE, || {
+        text(&r.cmd(&["INFO", "persistence"])).contains("aof_rewrite_in_progress:0")
+    });
+    // A clean stop flushes the file (the stream's commands are not waited for by any client).
+    let mut replica = replica;
+    r.send(&[b"SHUTDOWN", b"NOSAVE"]);
+    assert!(replica.wait_exit());
+    drop(master);
+    let alone = start(&rdir, &["--save", "", "--appendonly", "yes"]).expect("restarts alone");
+    let mut c = alone.conn();
+    assert_eq!(c.cmd(&["GET", "before"]), Frame::bulk(b"1"));
+    assert_eq!(c.cmd(&["SELECT", "2"]), Frame::ok());
+    assert_eq!(
+        c.cmd(&["LRANGE", "l", "0", "-1"]),
+        Frame::Array(vec![Frame::bulk(b"a"), Frame::bulk(b"b")])
+    );
+    assert!(matches!(c.cmd(&["PTTL", "l"]), Frame::Integer(n) if n > 0));
+}
