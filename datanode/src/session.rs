@@ -11,7 +11,6 @@
 //! `Drop` removes every registration this session made (blocked keys, watches, subscriptions).
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -1530,20 +1529,22 @@ fn arity_ok(spec: &CommandSpec, n: usize) -> bool {
 }
 
 fn unknown_command(args: &[Bytes]) -> Frame {
-    let mut msg = format!(
-        "ERR unknown command '{}', with args beginning with: ",
-        String::from_utf8_lossy(&args[0][..args[0].len().min(128)])
-    );
+    // Built from bytes: Redis echoes the client's bytes as they are, not as UTF-8.
+    let mut msg = b"ERR unknown command '".to_vec();
+    msg.extend_from_slice(&args[0][..args[0].len().min(128)]);
+    msg.extend_from_slice(b"', with args beginning with: ");
     let mut budget = 128usize;
     for a in &args[1..] {
         if budget == 0 {
             break;
         }
         let take = a.len().min(budget);
-        let _ = write!(msg, "'{}' ", String::from_utf8_lossy(&a[..take]));
+        msg.push(b'\'');
+        msg.extend_from_slice(&a[..take]);
+        msg.extend_from_slice(b"' ");
         budget -= take;
     }
-    Frame::error(msg)
+    Frame::Error(Bytes::from(msg))
 }
 
 fn client_line(c: &ClientHandle) -> String {

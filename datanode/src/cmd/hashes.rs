@@ -388,7 +388,8 @@ fn hincrbyfloat(c: &mut Ctx<'_>) -> CmdResult {
         return Err(CmdError::other("ERR value is NaN or Infinity"));
     }
     let h = c.hash_or_create(&args[1])?;
-    let cur = match h.get(&args[2][..]) {
+    let cur_text = h.get(&args[2][..]).map(|v| v.to_vec());
+    let cur = match &cur_text {
         Some(v) => float(v).map_err(|_| CmdError::other("ERR hash value is not a float"))?,
         None => 0.0,
     };
@@ -398,7 +399,9 @@ fn hincrbyfloat(c: &mut Ctx<'_>) -> CmdResult {
             "ERR increment would produce NaN or Infinity",
         ));
     }
-    let text = fmt_human(new);
+    // The exact decimal sum where Redis' long double shows one (see `add_decimal`).
+    let cur_text = cur_text.as_deref().unwrap_or(b"0");
+    let text = vigil_proto::float::add_decimal(cur_text, &args[3]).unwrap_or_else(|| fmt_human(new));
     h.insert(Sds::new(&args[2]), Sds::new(text.as_bytes()));
     c.dirty += 1;
     Ok(bulk(text.as_bytes()))
@@ -498,7 +501,7 @@ fn hscan(c: &mut Ctx<'_>) -> CmdResult {
 
 /// True when Redis 7.0 would keep `h` as a listpack (default `hash-max-listpack-*` limits).
 fn is_listpack(h: &HashValue) -> bool {
-    h.len() <= 128 && h.iter().all(|(k, v)| k.len() <= 64 && v.len() <= 64)
+    h.len() <= 512 && h.iter().all(|(k, v)| k.len() <= 64 && v.len() <= 64)
 }
 
 /// The reply of a SCAN-style command: the next cursor and the items.
@@ -512,6 +515,7 @@ pub(crate) fn scan_reply(cursor: u64, items: Vec<Frame>) -> Frame {
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
+    use super::super::zsets::tests::run3;
     use super::{positional_scan, scan_cursor, scan_reply};
     use crate::engine::memory::MemoryEngine;
     use vigil_proto::resp::Frame;
@@ -740,6 +744,25 @@ mod tests {
     }
 
     #[test]
+    fn hrandfield_nests_pairs_for_resp3() {
+        let e = MemoryEngine::new(16);
+        run_one(&e, &["hset", "h", "a", "1", "b", "2"]);
+        let pair = |k: &str, v: &str| Frame::Array(vec![b(k), b(v)]);
+        let all = Frame::Array(vec![pair("a", "1"), pair("b", "2")]);
+        assert_eq!(run3(&e, &["hrandfield", "h", "2", "withvalues"]), all);
+        assert_eq!(run3(&e, &["hrandfield", "h", "2"]), arr(&["a", "b"]));
+        let Frame::Array(picks) = run3(&e, &["hrandfield", "h", "-3", "withvalues"]) else {
+            panic!("array expected");
+        };
+        assert_eq!(picks.len(), 3);
+        assert!(
+            picks
+                .iter()
+                .all(|p| *p == pair("a", "1") || *p == pair("b", "2"))
+        );
+    }
+
+    #[test]
     fn hscan_returns_small_hashes_whole_and_pages_large_ones() {
         let e = MemoryEngine::new(16);
         run_one(&e, &["hset", "h", "a", "1", "b", "2", "ab", "3"]);
@@ -781,7 +804,7 @@ mod tests {
 
         // A large hash: every field present for the whole walk is seen, despite deletions.
         let mut cmd = vec!["hset".to_string(), "big".to_string()];
-        for n in 0..300 {
+        for n in 0..600 {
             cmd.push(format!("f{n}"));
             cmd.push(n.to_string());
         }
@@ -813,7 +836,7 @@ mod tests {
             }
             assert!(rounds < 100);
         }
-        for n in rounds..300 {
+        for n in rounds..600 {
             assert!(
                 seen.contains(&Some(format!("f{n}").into_bytes())),
                 "f{n} missed"

@@ -333,4 +333,72 @@ mod tests {
         assert_eq!(z.pop(false).map(|(m, _)| m), Some(Sds::new(b"a")));
         assert_eq!(z.len(), 2);
     }
+
+    fn members<'a>(it: impl Iterator<Item = (&'a Sds, f64)>) -> Vec<String> {
+        it.map(|(m, _)| String::from_utf8_lossy(m).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn ranks_count_from_the_nearer_end() {
+        let mut z = ZSet::new();
+        for (i, m) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+            z.insert(m.as_bytes(), i as f64);
+        }
+        let ranks: Vec<Option<usize>> = [&b"a"[..], b"b", b"c", b"d", b"e", b"x"]
+            .iter()
+            .map(|m| z.rank(m))
+            .collect();
+        assert_eq!(
+            ranks,
+            vec![Some(0), Some(1), Some(2), Some(3), Some(4), None]
+        );
+        assert_eq!(members(z.by_rank(1, 3).into_iter()), vec!["b", "c"]);
+        assert_eq!(members(z.by_rank(3, 99).into_iter()), vec!["d", "e"]);
+        assert!(z.by_rank(4, 4).is_empty());
+        assert!(z.by_rank(7, 9).is_empty());
+    }
+
+    #[test]
+    fn lex_ranges_follow_redis_bounds() {
+        let mut z = ZSet::new();
+        for m in ["a", "b", "c", "d"] {
+            z.insert(m.as_bytes(), 0.0);
+        }
+        let p = |s: &str| LexBound::parse(s.as_bytes()).expect("a valid bound");
+        let lex = |min: &str, max: &str, rev: bool| members(z.lex_range(&p(min), &p(max), rev));
+        assert_eq!(lex("-", "+", false), vec!["a", "b", "c", "d"]);
+        assert_eq!(lex("(a", "[c", false), vec!["b", "c"]);
+        assert_eq!(lex("(a", "[c", true), vec!["c", "b"]);
+        assert_eq!(lex("[c", "[b", false), Vec::<String>::new());
+        assert_eq!(lex("(b", "(b", false), Vec::<String>::new());
+        assert_eq!(lex("+", "+", false), Vec::<String>::new());
+        assert_eq!(lex("-", "-", false), Vec::<String>::new());
+        assert_eq!(LexBound::parse(b"x"), None);
+        assert_eq!(LexBound::parse(b"+x"), None);
+        assert_eq!(LexBound::parse(b"+\0x"), Some(LexBound::PosInf));
+        assert_eq!(LexBound::parse(b"("), Some(LexBound::Exclusive(Vec::new())));
+        // Mixed scores take the run that starts at the first member not below the minimum.
+        z.insert(b"a", 5.0);
+        let lex = |min: &str, max: &str, rev: bool| members(z.lex_range(&p(min), &p(max), rev));
+        assert_eq!(lex("[a", "[c", false), vec!["b", "c"]);
+        assert_eq!(lex("[a", "+", false), vec!["b", "c", "d", "a"]);
+        // The last member ("a") is below the minimum, so Redis reports nothing at all.
+        assert_eq!(lex("[c", "[d", false), Vec::<String>::new());
+    }
+
+    #[test]
+    fn removal_only_moves_members_down_the_table() {
+        let mut z = ZSet::new();
+        for (i, m) in ["a", "b", "c", "d"].iter().enumerate() {
+            z.insert(m.as_bytes(), i as f64);
+        }
+        z.remove(b"b");
+        let table: Vec<String> = (0..z.len())
+            .filter_map(|i| z.entry_at(i))
+            .map(|(m, _)| String::from_utf8_lossy(m).into_owned())
+            .collect();
+        assert_eq!(table, vec!["a", "d", "c"]);
+        assert_eq!(z.entry_at(3), None);
+    }
 }
