@@ -234,7 +234,13 @@ impl Sentinel {
         }
         let reason_ok = match reason {
             ElectionReason::MasterDown => master_down && !g.paused,
-            ElectionReason::Fenced => master_down || g.is_fenced(),
+            // A fence left by a term nobody settles (its candidate died, or its `Abandoned`
+            // was lost) is settled by a new election, whose leader reaffirms a healthy master
+            // under a new epoch. Voters that are not fenced themselves and see the master up
+            // vote too: otherwise a fenced minority larger than `voters - majority` could
+            // never win, and would block convergence, which needs a majority of unfenced
+            // confirmations, for ever.
+            ElectionReason::Fenced => true,
             ElectionReason::Manual | ElectionReason::Switchover => true,
         };
         if granted && !reason_ok {

@@ -27,6 +27,14 @@ pub(super) struct Failover {
     step: Step,
     /// Deadline of the current step.
     deadline: Instant,
+    /// The latest instant at which the failover may still select a replica: a little before
+    /// `failover_timeout` after the candidacy, measured so that it passes on this clock before
+    /// it passes on any voter's (`clock_rate_bound`), with a message delay to spare. A voter
+    /// competes for the group only `failover_timeout` after its vote (`maybe_start_election`),
+    /// so a leader that cannot promote gives up, and lifts its voters' fence with `Abandoned`,
+    /// before they preempt it; otherwise leaders that cannot prove a replica holds every
+    /// acknowledged write would replace each other for ever, none reaching its own deadline.
+    give_up_at: Instant,
 }
 
 #[derive(Debug)]
@@ -77,11 +85,16 @@ impl Sentinel {
             return;
         };
         let master = g.durable.master;
+        let candidacy = g.fenced_since.unwrap_or(now).min(now);
+        let patience = timeout
+            .mul_f64((1.0 - 2.0 * self.cfg.clock_rate_bound).max(0.0))
+            .saturating_sub(self.cfg.vote_timeout);
         g.failover = Some(Failover {
             term,
             reason,
             step: Step::WaitLeases { until: now + wait },
             deadline: now + wait + timeout,
+            give_up_at: candidacy + patience,
         });
         if reason == ElectionReason::Switchover {
             // Writes stop now; the pause ends by itself if this sentinel dies.
@@ -107,11 +120,13 @@ impl Sentinel {
                     self.timers.set(Timer::Failover(group.clone()), at);
                     return;
                 }
-                f.deadline = now + timeout;
+                f.deadline = (now + timeout).min(f.give_up_at);
+                let deadline = f.deadline;
                 let fresh = InfoSeq(self.info_seq.0 + 1);
                 f.step = Step::Select { fresh };
                 self.poll_group(group);
-                self.timers.set(Timer::Failover(group.clone()), now + poll);
+                self.timers
+                    .set(Timer::Failover(group.clone()), (now + poll).min(deadline));
             }
             Step::Select { .. } => {
                 if now >= f.deadline {
@@ -123,11 +138,14 @@ impl Sentinel {
                     self.abort_failover(now, group, reason);
                     return;
                 }
+                let deadline = f.deadline;
                 if self.try_select(now, group, true) {
                     return;
                 }
                 self.poll_group(group);
-                self.timers.set(Timer::Failover(group.clone()), now + poll);
+                // The deadline is checked on time, not at the next poll after it.
+                self.timers
+                    .set(Timer::Failover(group.clone()), (now + poll).min(deadline));
             }
             Step::Promoting { node, .. } => {
                 if now >= f.deadline {
@@ -428,6 +446,7 @@ impl Sentinel {
         g.durable.replicas.insert(old);
         g.forget_opinions();
         g.disagree_since.clear();
+        g.convergence_check = None;
         g.durable.lineage.clear();
         let mut pending: Vec<NodeId> = g.durable.replicas.iter().copied().collect();
         // The old master of a switchover is healthy and paused: demote it first.
@@ -534,6 +553,14 @@ impl Sentinel {
             else {
                 return;
             };
+            // A term above our config epoch was asked for since our promotion was decided: its
+            // leader may have promoted another node, which our config would turn into a
+            // replica of ours, discarding its writes. The rest is left to convergence, which
+            // confirms the config with a majority first.
+            if g.durable.term > Term(g.durable.epoch.0) && !pending.is_empty() {
+                warn!(%group, term = %g.durable.term, "newer term seen; reconfiguration left to convergence");
+                pending.clear();
+            }
             while in_flight.len() < parallel {
                 let Some(node) = pending.pop_front() else {
                     break;

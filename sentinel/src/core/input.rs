@@ -191,6 +191,33 @@ pub enum Gossip {
         /// Its master.
         master: NodeId,
     },
+    /// Before reconfiguring a data node that disagrees with its config, a sentinel asks every
+    /// voter, after the INFO it acts on, whether it knows a newer config for the group, or is
+    /// fenced by a vote in a term above its config (a failover may be under way).
+    ConfigQuery {
+        /// The group.
+        group: GroupName,
+        /// The asker's config epoch.
+        epoch: ConfigEpoch,
+        /// The asker's master (a receiver with an older epoch adopts it).
+        master: NodeId,
+        /// Echoed in the answer; random, so that an answer to an earlier query never counts.
+        id: u64,
+    },
+    /// The answer to a `ConfigQuery`, sent after the receiver saw it.
+    ConfigAnswer {
+        /// The group.
+        group: GroupName,
+        /// The `id` of the query.
+        id: u64,
+        /// The answerer's config epoch (after adopting the asker's if it was newer).
+        epoch: ConfigEpoch,
+        /// The answerer's master.
+        master: NodeId,
+        /// The answerer voted in a term above its config epoch that no config and no
+        /// abandonment settled yet.
+        fenced: bool,
+    },
     /// Periodic liveness: the sender's voter set and every group's config.
     Heartbeat {
         /// The sender's voter set, for membership gossip.

@@ -86,6 +86,8 @@ struct Group {
     fenced_since: Option<Instant>,
     /// Nodes disagreeing with the winning config, and since when.
     disagree_since: BTreeMap<NodeId, Instant>,
+    /// The config confirmation under way before reconfiguring disagreeing nodes, if any.
+    convergence_check: Option<monitor::ConvergenceCheck>,
     /// When this sentinel last pushed its opinion of the master to its peers.
     last_opinion_push: Option<Instant>,
     /// Every "history `child` continued from history `parent` at `offset`" this sentinel read
@@ -269,6 +271,7 @@ impl Sentinel {
                     last_lease: None,
                     fenced_since: None,
                     disagree_since: BTreeMap::new(),
+                    convergence_check: None,
                     last_opinion_push: None,
                     edges: BTreeSet::new(),
                 },
@@ -366,7 +369,15 @@ impl Group {
     fn is_fenced(&self) -> bool {
         match self.durable.vote {
             Some((term, _)) => {
-                let settled = term <= self.durable.abandoned && self.durable.fence_from >= term;
+                // Votes in terms up to the config epoch are settled by the config: of the
+                // votes since `fence_from`, only those above the epoch can still promote.
+                // (Without this, a vote abandoned after a lower epoch was installed never
+                // settled, and the sentinel stayed fenced for good.)
+                let from = self
+                    .durable
+                    .fence_from
+                    .max(Term(self.durable.epoch.0.saturating_add(1)));
+                let settled = term <= self.durable.abandoned && from >= term;
                 ConfigEpoch::of_term(term) > self.durable.epoch && !settled
             }
             None => false,

@@ -4,8 +4,11 @@
 //! INFO replies. Invariants: a node is SDOWN only after `down_after` without a valid reply, or
 //! when it is a master that restarted empty or reports `role:slave` for `down_after`; a lease is
 //! granted only to the master of the winning config, while it is healthy and while this
-//! sentinel is not fenced by a vote.
+//! sentinel is not fenced by a vote; a node disagreeing with the config is reconfigured only
+//! after a majority of voters, asked after its INFO was read, confirmed that none of them knows
+//! a newer config or is fenced by a vote above ours (`ConvergenceCheck`).
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use tracing::{debug, info};
@@ -14,7 +17,7 @@ use super::action::{Action, ElectionReason, Event, Lease};
 use super::election::Election;
 use super::input::{Gossip, NodeInfo, NodeRole, ProbeReply};
 use super::timers::Timer;
-use super::types::{GroupName, InfoSeq, NodeId, ReplId, ReplOffset};
+use super::types::{ConfigEpoch, GroupName, InfoSeq, NodeId, ReplId, ReplOffset};
 use super::{Group, Sentinel};
 
 /// What this sentinel knows of one data node.
@@ -449,13 +452,168 @@ impl Sentinel {
             return;
         }
         g.disagree_since.insert(node, now);
-        info!(%node, %group, %master, "+convert-to-slave");
-        self.emit(Action::Reconfigure { node, master });
-        self.publish(Event::ConvertedToReplica {
-            group: group.clone(),
-            node,
+        self.confirm_config_then_reconfigure(group, node);
+    }
+
+    /// Asks every voter, in messages sent after the INFO that showed `node` disagreeing,
+    /// whether it knows a config of `group` newer than ours or is fenced by a vote above it;
+    /// `node` is reconfigured only once a majority (this sentinel included) said neither
+    /// (`handle_config_answer`). A check under way is replaced by one that also covers `node`,
+    /// so every node it covers was read before its query left.
+    ///
+    /// Why: a sentinel whose config is behind would turn a node holding the newer master's
+    /// acknowledged writes into a replica of the old master, and the full resync discards
+    /// them. A newer master accepts writes only under leases from a majority that installed
+    /// its config, and its leader needs votes from a majority, which fences each voter until
+    /// the config settles; any two majorities overlap, so a newer config (or one on its way)
+    /// that existed when the answers were sent shows up in at least one of them.
+    fn confirm_config_then_reconfigure(&mut self, group: &GroupName, node: NodeId) {
+        use rand::Rng;
+        let id: u64 = self.rng.random();
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        if g.is_fenced() {
+            debug!(%group, %node, "fenced by a vote; convergence waits");
+            return;
+        }
+        let (epoch, master) = (g.durable.epoch, g.durable.master);
+        let mut nodes = BTreeSet::from([node]);
+        if let Some(old) = g.convergence_check.take() {
+            if old.epoch == epoch && old.master == master {
+                nodes.extend(old.nodes);
+            }
+        }
+        g.convergence_check = Some(ConvergenceCheck {
+            id,
+            epoch,
             master,
+            nodes,
+            confirmed: BTreeSet::new(),
         });
+        debug!(%group, %node, %epoch, "confirming config before reconfiguring");
+        self.broadcast(Gossip::ConfigQuery {
+            group: group.clone(),
+            epoch,
+            master,
+            id,
+        });
+        self.finish_convergence_check(group);
+    }
+
+    /// Answers a peer's `ConfigQuery`, after adopting its config if it is newer.
+    pub(super) fn handle_config_query(
+        &mut self,
+        now: Instant,
+        from: crate::core::SentinelId,
+        group: &GroupName,
+        epoch: ConfigEpoch,
+        master: NodeId,
+        id: u64,
+    ) {
+        self.adopt_config(now, group, epoch, master);
+        let Some(g) = self.groups.get(group) else {
+            return;
+        };
+        let answer = Gossip::ConfigAnswer {
+            group: group.clone(),
+            id,
+            epoch: g.durable.epoch,
+            master: g.durable.master,
+            fenced: g.is_fenced(),
+        };
+        // Behind any `Persist` of an adopted config or a vote, so the answer never claims
+        // less than this sentinel's durable state.
+        self.emit(Action::SendGossip {
+            to: from,
+            msg: answer,
+        });
+    }
+
+    /// A peer's answer to our `ConfigQuery`.
+    pub(super) fn handle_config_answer(
+        &mut self,
+        now: Instant,
+        from: crate::core::SentinelId,
+        answer: Gossip,
+    ) {
+        let Gossip::ConfigAnswer {
+            group,
+            id,
+            epoch,
+            master,
+            fenced,
+        } = answer
+        else {
+            return;
+        };
+        let group = &group;
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let Some(check) = g.convergence_check.as_mut().filter(|c| c.id == id) else {
+            debug!(%group, peer = %from, "answer to another config query ignored");
+            return;
+        };
+        if epoch > check.epoch {
+            // Our config is behind: the newer one wins, and the check is void.
+            g.convergence_check = None;
+            self.adopt_config(now, group, epoch, master);
+            return;
+        }
+        if fenced {
+            // A failover may be under way there: this answer confirms nothing. (It does not
+            // void the check either: a sentinel whose leader died stays fenced until an
+            // election settles it, and the others may still make a majority.)
+            debug!(%group, peer = %from, "peer fenced by a vote; not a confirmation");
+            return;
+        }
+        check.confirmed.insert(from);
+        self.finish_convergence_check(group);
+    }
+
+    /// Reconfigures the nodes of the check once a majority confirmed our config.
+    fn finish_convergence_check(&mut self, group: &GroupName) {
+        let majority = self.majority();
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let Some(check) = g.convergence_check.as_ref() else {
+            return;
+        };
+        if check.confirmed.len() + 1 < majority {
+            return;
+        }
+        let check = g.convergence_check.take().expect("checked above");
+        let master = g.durable.master;
+        let current = check.epoch == g.durable.epoch && check.master == master;
+        if !current || g.failover.is_some() || g.paused || g.is_fenced() {
+            return;
+        }
+        let master_ok = self.nodes.get(&master).is_some_and(|v| !v.down);
+        if !master_ok {
+            return;
+        }
+        for node in check.nodes {
+            // Only nodes that still disagree (by their latest INFO) and answer.
+            let still = self.nodes.get(&node).is_some_and(|v| {
+                !v.down
+                    && v.info.as_ref().is_some_and(|(i, _, _)| match &i.role {
+                        NodeRole::Master { .. } => node != master,
+                        NodeRole::Replica { master: m, .. } => node != master && *m != master,
+                    })
+            });
+            if !still {
+                continue;
+            }
+            info!(%node, %group, %master, "+convert-to-slave");
+            self.emit(Action::Reconfigure { node, master });
+            self.publish(Event::ConvertedToReplica {
+                group: group.clone(),
+                node,
+                master,
+            });
+        }
     }
 
     pub(super) fn down_after(&self, group: &GroupName) -> std::time::Duration {
@@ -464,6 +622,21 @@ impl Sentinel {
             .map(|g| g.cfg.down_after)
             .unwrap_or(self.cfg.probe_interval * 50)
     }
+}
+
+/// A confirmation that no voter of a majority knows a config newer than ours (or is fenced by
+/// a vote above it), asked before reconfiguring `nodes`.
+#[derive(Debug)]
+pub(super) struct ConvergenceCheck {
+    /// The random id of the query; only answers echoing it count.
+    id: u64,
+    /// The config the query was about.
+    epoch: ConfigEpoch,
+    master: NodeId,
+    /// The disagreeing nodes to reconfigure, each read before the query left.
+    nodes: BTreeSet<NodeId>,
+    /// The peers that answered with no newer config and no fence.
+    confirmed: BTreeSet<crate::core::SentinelId>,
 }
 
 /// The most ids a group's lineage holds; a master gets a new one per promotion or restart.

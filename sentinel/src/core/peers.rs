@@ -50,6 +50,13 @@ impl Sentinel {
                 epoch,
                 master,
             } => self.adopt_config(now, &group, epoch, master),
+            Gossip::ConfigQuery {
+                group,
+                epoch,
+                master,
+                id,
+            } => self.handle_config_query(now, from, &group, epoch, master, id),
+            answer @ Gossip::ConfigAnswer { .. } => self.handle_config_answer(now, from, answer),
             Gossip::Heartbeat { voters: _, configs } => {
                 for (group, epoch, master) in configs {
                     let Some(mine) = self
@@ -136,10 +143,20 @@ impl Sentinel {
             }
         }
         let g = self.groups.get_mut(group).expect("group looked up above");
+        let candidacy = match g.election {
+            Election::Candidate { term, .. } => Some(term),
+            _ => None,
+        };
         if !matches!(g.election, Election::Idle) {
             g.election = Election::Idle;
             self.timers.cancel(&Timer::Election(group.clone()));
         }
+        if let Some(term) = candidacy {
+            // This candidacy will never lead its term: tell its voters, or their fence (and
+            // ours) would stand until some election settled it.
+            self.abandon_term(group, term);
+        }
+        let g = self.groups.get_mut(group).expect("group looked up above");
         let old = g.durable.master;
         g.durable.epoch = epoch;
         g.durable.master = master;
@@ -149,6 +166,7 @@ impl Sentinel {
         }
         g.forget_opinions();
         g.disagree_since.clear();
+        g.convergence_check = None;
         g.durable.lineage.clear();
         if !g.is_fenced() {
             g.fenced_since = None;

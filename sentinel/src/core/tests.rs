@@ -333,3 +333,142 @@ fn config_validation_rejects_an_unreachable_quorum() {
     );
     assert_eq!(cfg().validate(), Ok(()));
 }
+
+/// Drives `s` to the point where replica `R`, reporting `role:master` for the whole grace
+/// period, is due to be reconfigured; returns the `ConfigQuery` ids sent and the time.
+fn disagreeing_replica(s: &mut Sentinel, t0: Instant) -> (Vec<u64>, Instant) {
+    let info = |role: NodeRole| NodeInfo {
+        run_id: RunId(5),
+        role,
+        replid: ReplId(5),
+        replid2: ReplId::default(),
+        replid2_until: ReplOffset(0),
+        offset: ReplOffset(10),
+        priority: Priority(100),
+        dc: None,
+        empty: false,
+    };
+    let reply = ProbeReply {
+        status: ProbeStatus::Pong,
+        clock: None,
+    };
+    let rogue = NodeRole::Master {
+        replicas: Vec::new(),
+    };
+    let t1 = t0 + cfg().convergence_grace;
+    for (at, seq) in [(t0, 1), (t1, 2)] {
+        for node in [M, R] {
+            s.handle(at, Input::NodeReplied { node, reply });
+        }
+        for from in [S2, S3] {
+            let msg = Gossip::Hello;
+            s.handle(at, Input::GossipReceived { from, msg });
+        }
+        s.handle(
+            at,
+            Input::InfoReceived {
+                node: R,
+                seq: InfoSeq(1000 + seq),
+                info: info(rogue.clone()),
+            },
+        );
+    }
+    let ids = decisions(s)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::SendGossip {
+                msg: Gossip::ConfigQuery { id, epoch, .. },
+                ..
+            } => {
+                assert_eq!(epoch, ConfigEpoch(0));
+                Some(id)
+            }
+            Action::Reconfigure { .. } => panic!("reconfigured before confirming the config"),
+            _ => None,
+        })
+        .collect();
+    (ids, t1)
+}
+
+fn config_answer(id: u64, epoch: u64, master: NodeId, fenced: bool) -> Gossip {
+    Gossip::ConfigAnswer {
+        group: group(),
+        id,
+        epoch: ConfigEpoch(epoch),
+        master,
+        fenced,
+    }
+}
+
+#[test]
+fn a_disagreeing_node_is_reconfigured_only_after_a_majority_confirms_the_config() {
+    let (mut s, t0) = sentinel();
+    let (ids, t1) = disagreeing_replica(&mut s, t0);
+    assert_eq!(ids.len(), 2, "one query per peer");
+    let id = ids[0];
+    // A fenced peer confirms nothing; an answer to another query neither.
+    let fenced = config_answer(id, 0, M, true);
+    s.handle(
+        t1,
+        Input::GossipReceived {
+            from: S3,
+            msg: fenced,
+        },
+    );
+    let other = config_answer(id ^ 1, 0, M, false);
+    s.handle(
+        t1,
+        Input::GossipReceived {
+            from: S2,
+            msg: other,
+        },
+    );
+    assert_eq!(decisions(&mut s), vec![]);
+    let ok = config_answer(id, 0, M, false);
+    s.handle(t1, Input::GossipReceived { from: S2, msg: ok });
+    assert_eq!(
+        decisions(&mut s),
+        vec![
+            Action::Reconfigure { node: R, master: M },
+            Action::Publish(Event::ConvertedToReplica {
+                group: group(),
+                node: R,
+                master: M,
+            }),
+        ]
+    );
+}
+
+#[test]
+fn a_newer_config_in_an_answer_is_adopted_instead_of_reconfiguring() {
+    let (mut s, t0) = sentinel();
+    let (ids, t1) = disagreeing_replica(&mut s, t0);
+    let newer = config_answer(ids[0], 2, R, false);
+    s.handle(
+        t1,
+        Input::GossipReceived {
+            from: S2,
+            msg: newer,
+        },
+    );
+    let actions = decisions(&mut s);
+    assert!(
+        matches!(&actions[..], [Action::Persist(d)] if d.groups[&group()].epoch == ConfigEpoch(2)),
+        "{actions:?}"
+    );
+    assert_eq!(s.config_of(&group()), Some((ConfigEpoch(2), R)));
+    let late = config_answer(ids[0], 0, M, false);
+    s.handle(
+        t1,
+        Input::GossipReceived {
+            from: S3,
+            msg: late,
+        },
+    );
+    assert!(
+        !decisions(&mut s)
+            .iter()
+            .any(|a| matches!(a, Action::Reconfigure { .. })),
+        "the void check reconfigured a node"
+    );
+}

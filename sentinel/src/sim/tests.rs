@@ -101,13 +101,8 @@ struct Batch {
 }
 
 /// Seeds of the debug suite that do not converge today (liveness only; every safety
-/// invariant holds on them). FIXME: 3619 (5 sentinels): a sentinel with an out-of-date config
-/// turns the just-promoted master into a replica of the dead old one, 2 ms after the new config
-/// was installed; convergence must confirm its config with a majority of voters in a round
-/// trip after the INFO it acts on (this same race loses acknowledged writes on soak seed
-/// 1003872). 7402 (3,5,7,9): the leaders of terms 4 and 5 step down for newer terms until the
-/// run ends, so nothing is promoted in time.
-const KNOWN_UNCONVERGED: &[u64] = &[3619, 7402];
+/// invariant holds on them). Empty: add a seed only with a FIXME naming its cause.
+const KNOWN_UNCONVERGED: &[u64] = &[];
 
 /// Runs `seeds`; panics with the seed on the first safety violation.
 fn batch(seeds: std::ops::Range<u64>, sentinels: &[usize]) -> Batch {
@@ -260,6 +255,82 @@ fn a_leader_learns_the_master_history_from_its_voters() {
     assert_seeds_converge(&[
         (1_014_633, &[3, 4, 5, 6, 7, 8, 9]),
         (1_000_507, &[3, 4, 5, 6, 7, 8, 9]),
+    ]);
+}
+
+/// A sentinel whose config was behind (it had been partitioned with the old master) told a
+/// replica holding the newer master's acknowledged writes to follow the old master, and the
+/// full resync discarded them (3619: the just-promoted master itself, 2 ms after the new config
+/// was installed elsewhere). Convergence now confirms, in a round trip sent after the INFO it
+/// acts on, that no voter of a majority knows a newer config or is fenced by a vote above it.
+#[test]
+fn a_sentinel_with_an_old_config_confirms_it_before_reconfiguring_a_node() {
+    assert_seeds_converge(&[(3619, &[5])]);
+    assert_seeds_converge(&[
+        (1_024_233, &[3, 4, 5, 6, 7, 8, 9]),
+        (1_033_081, &[3, 4, 5, 6, 7, 8, 9]),
+        (1_035_313, &[3, 4, 5, 6, 7, 8, 9]),
+        (1_061_185, &[3, 4, 5, 6, 7, 8, 9]),
+        (1_065_608, &[3, 4, 5, 6, 7, 8, 9]),
+        (1_079_720, &[3, 4, 5, 6, 7, 8, 9]),
+        (1_092_957, &[3, 4, 5, 6, 7, 8, 9]),
+        (1_096_609, &[3, 4, 5, 6, 7, 8, 9]),
+        (1_097_348, &[3, 4, 5, 6, 7, 8, 9]),
+    ]);
+}
+
+/// The leader of term 1 saw its promotion confirmed only after term 2 had promoted another
+/// replica (its node was paused), and told that new master to follow its own: a replication
+/// cycle nobody repaired. A leader that learned of a term above its epoch leaves the remaining
+/// reconfigurations to convergence (which confirms the config first).
+#[test]
+fn a_leader_overtaken_by_a_newer_term_leaves_reconfiguration_to_convergence() {
+    assert_seeds_converge(&[(1_006_846, &[3, 4, 5, 6, 7, 8, 9])]);
+}
+
+/// Leaders that could not prove which replica holds every acknowledged write were preempted
+/// by their voters `failover_timeout` after the vote, just before their own deadline (which
+/// started after the lease wait), so no failover ever ended and the group kept its dead master
+/// (7402, 1090136). A leader now gives up a little before its voters' patience runs out, and
+/// checks its deadline on time rather than at the next 100 ms poll.
+#[test]
+fn a_leader_that_cannot_select_gives_up_before_its_voters_preempt_it() {
+    assert_seeds_converge(&[(7402, &[3, 5, 7, 9]), (1_090_136, &[3, 4, 5, 6, 7, 8, 9])]);
+}
+
+/// A vote abandoned after a lower config epoch had been installed never settled (`fence_from`
+/// still pointed at the vote the epoch settled), so the sentinel stayed fenced for good; with
+/// convergence waiting for unfenced confirmations, two such sentinels of four blocked it.
+/// Votes at or below the config epoch no longer keep a fence.
+#[test]
+fn a_vote_abandoned_after_a_newer_config_lifts_the_fence() {
+    assert_seeds_converge(&[
+        (1_000_365, &[3, 4, 5, 6, 7, 8, 9]),
+        (1_000_595, &[3, 4, 5, 6, 7, 8, 9]),
+    ]);
+}
+
+/// A candidate that adopted a newer config while collecting votes dropped its candidacy
+/// without telling its voters, who stayed fenced (with it) for good (1002106). It now
+/// abandons the term.
+#[test]
+fn a_candidate_overtaken_by_a_newer_config_abandons_its_term() {
+    assert_seeds_converge(&[
+        (1_002_106, &[3, 4, 5, 6, 7, 8, 9]),
+        (1_004_127, &[3, 4, 5, 6, 7, 8, 9]),
+    ]);
+}
+
+/// Fenced sentinels (their leader gave up after `REPLICAOF NO ONE` timed out, and later
+/// split votes kept their fence) outnumbered `voters - majority`: their fence-settling
+/// elections needed votes from unfenced voters, who refused while the master looked healthy,
+/// so no majority of unfenced confirmations was left for convergence (1006756). Any voter
+/// now votes in a fence-settling election, whose leader reaffirms a healthy master.
+#[test]
+fn a_fenced_minority_is_settled_with_the_unfenced_voters() {
+    assert_seeds_converge(&[
+        (1_006_756, &[3, 4, 5, 6, 7, 8, 9]),
+        (1_007_607, &[3, 4, 5, 6, 7, 8, 9]),
     ]);
 }
 
