@@ -344,7 +344,15 @@ pub(crate) mod testutil {
             return Frame::error("ERR not a data command");
         };
         let mut out = Frame::Null;
-        engine.with_view(1_000_000, Scope::All, &mut |ks| {
+        // Lock only the declared keys, as the dispatcher does: a handler that touches another key
+        // panics here, so every unit test also checks its command's key spec.
+        let idx = spec.keys.indexes(&args);
+        let keys: Vec<&[u8]> = idx.iter().map(|&i| &args[i][..]).collect();
+        let scope = match spec.keys {
+            KeySpec::All => Scope::All,
+            _ => Scope::Keys(&keys),
+        };
+        engine.with_view(1_000_000, scope, &mut |ks| {
             let mut ctx = Ctx {
                 args: &args,
                 db: 0,
