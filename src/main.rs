@@ -20,7 +20,11 @@ use vigil_datanode::{Config, Runtime, Server};
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser)]
-#[command(name = "vigil", version, about = "Highly available Redis-compatible data layer")]
+#[command(
+    name = "vigil",
+    version,
+    about = "Highly available Redis-compatible data layer"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -197,7 +201,9 @@ fn datanode_config(args: DatanodeArgs) -> Result<Config> {
         let (host, port) = v
             .rsplit_once(':')
             .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok().filter(|p| *p != 0)?)))
-            .ok_or_else(|| anyhow!("replicaof: '{v}' is not HOST:PORT (example: 127.0.0.1:6379)"))?;
+            .ok_or_else(|| {
+                anyhow!("replicaof: '{v}' is not HOST:PORT (example: 127.0.0.1:6379)")
+            })?;
         c.replicaof = Some((host, port));
     }
     if let Some(v) = args.masterauth.or(file.masterauth) {
@@ -272,7 +278,10 @@ async fn run_datanode(config: Config) -> Result<()> {
 
 async fn shutdown_on_signal(cancel: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::warn!("cannot install signal handlers; stop with SHUTDOWN");
         return;
     };
@@ -320,7 +329,10 @@ fn up(args: UpArgs) -> Result<()> {
     let (mut interrupt, mut terminate) = rt
         .block_on(async {
             use tokio::signal::unix::{SignalKind, signal};
-            Ok::<_, std::io::Error>((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?))
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+            ))
         })
         .context("installing signal handlers")?;
     let exe = std::env::current_exe().context("locating the vigil binary")?;
@@ -370,13 +382,23 @@ fn up(args: UpArgs) -> Result<()> {
 fn start_node(exe: &Path, dir: &Path, port: u16, nodes: &mut Vec<ChildGuard>) -> Result<String> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut child = Process::new(exe)
-        .args(["datanode", "--bind", "127.0.0.1", "--port", &port.to_string(), "--dir"])
+        .args([
+            "datanode",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--dir",
+        ])
         .arg(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .context("starting a data node")?;
-    let stdout = child.stdout.take().context("reading the data node's output")?;
+    let stdout = child
+        .stdout
+        .take()
+        .context("reading the data node's output")?;
     nodes.push(ChildGuard { child, addr: None });
     let mut line = String::new();
     BufReader::new(stdout)
@@ -395,7 +417,8 @@ fn start_node(exe: &Path, dir: &Path, port: u16, nodes: &mut Vec<ChildGuard>) ->
 
 /// Sends one command and returns the first line of the reply.
 fn resp_command(addr: &str, args: &[&str]) -> Result<String> {
-    let mut stream = std::net::TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+    let mut stream =
+        std::net::TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut req = format!("*{}\r\n", args.len());
     for a in args {

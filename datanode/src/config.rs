@@ -217,7 +217,10 @@ impl Config {
             ("maxmemory-samples", self.maxmemory_samples.to_string()),
             ("requirepass", self.requirepass.clone()),
             ("proto-max-bulk-len", self.proto_max_bulk_len.to_string()),
-            ("client-query-buffer-limit", self.client_query_buffer_limit.to_string()),
+            (
+                "client-query-buffer-limit",
+                self.client_query_buffer_limit.to_string(),
+            ),
             (
                 "client-output-buffer-limit",
                 format!(
@@ -240,27 +243,53 @@ impl Config {
             ("slave-read-only", yes_no(self.replica_read_only)),
             (
                 "replicaof",
-                self.replicaof.as_ref().map_or(String::new(), |(h, p)| format!("{h} {p}")),
+                self.replicaof
+                    .as_ref()
+                    .map_or(String::new(), |(h, p)| format!("{h} {p}")),
             ),
             ("repl-backlog-size", self.repl_backlog_size.to_string()),
             ("repl-backlog-ttl", "3600".into()),
             ("repl-diskless-sync", yes_no(self.repl_diskless_sync)),
-            ("repl-diskless-sync-delay", self.repl_diskless_sync_delay.as_secs().to_string()),
+            (
+                "repl-diskless-sync-delay",
+                self.repl_diskless_sync_delay.as_secs().to_string(),
+            ),
             ("repl-diskless-load", "disabled".into()),
             ("repl-timeout", self.repl_timeout.as_secs().to_string()),
-            ("repl-ping-replica-period", self.repl_ping_replica_period.as_secs().to_string()),
-            ("min-replicas-to-write", self.min_replicas_to_write.to_string()),
-            ("min-slaves-to-write", self.min_replicas_to_write.to_string()),
-            ("min-replicas-max-lag", self.min_replicas_max_lag.as_secs().to_string()),
-            ("min-slaves-max-lag", self.min_replicas_max_lag.as_secs().to_string()),
+            (
+                "repl-ping-replica-period",
+                self.repl_ping_replica_period.as_secs().to_string(),
+            ),
+            (
+                "min-replicas-to-write",
+                self.min_replicas_to_write.to_string(),
+            ),
+            (
+                "min-slaves-to-write",
+                self.min_replicas_to_write.to_string(),
+            ),
+            (
+                "min-replicas-max-lag",
+                self.min_replicas_max_lag.as_secs().to_string(),
+            ),
+            (
+                "min-slaves-max-lag",
+                self.min_replicas_max_lag.as_secs().to_string(),
+            ),
             ("masterauth", self.masterauth.clone()),
             ("masteruser", self.masteruser.clone()),
             ("replica-priority", self.replica_priority.to_string()),
             ("slave-priority", self.replica_priority.to_string()),
             ("replica-announce-ip", self.replica_announce_ip.clone()),
             ("slave-announce-ip", self.replica_announce_ip.clone()),
-            ("replica-announce-port", self.replica_announce_port.to_string()),
-            ("slave-announce-port", self.replica_announce_port.to_string()),
+            (
+                "replica-announce-port",
+                self.replica_announce_port.to_string(),
+            ),
+            (
+                "slave-announce-port",
+                self.replica_announce_port.to_string(),
+            ),
             ("list-max-listpack-size", "-2".into()),
             ("hash-max-listpack-entries", "512".into()),
             ("set-max-intset-entries", "512".into()),
@@ -289,7 +318,9 @@ impl Config {
         }
         match name.as_str() {
             "maxclients" => next.maxclients = value.parse().map_err(|_| invalid(NOT_INTEGER))?,
-            "maxmemory" => next.maxmemory = parse_memory(value).ok_or_else(|| invalid(NOT_MEMORY))?,
+            "maxmemory" => {
+                next.maxmemory = parse_memory(value).ok_or_else(|| invalid(NOT_MEMORY))?
+            }
             "maxmemory-policy" => {
                 next.maxmemory_policy =
                     EvictionPolicy::parse(value).ok_or_else(|| invalid(NOT_POLICY))?
@@ -335,8 +366,12 @@ impl Config {
                     .filter(|&n| n >= 16 * 1024)
                     .ok_or_else(|| invalid(NOT_MEMORY))?
             }
-            "repl-diskless-sync" => next.repl_diskless_sync = parse_bool(value).ok_or_else(|| invalid(NOT_BOOL))?,
-            "repl-diskless-sync-delay" => next.repl_diskless_sync_delay = secs(value).ok_or_else(|| invalid(NOT_INTEGER))?,
+            "repl-diskless-sync" => {
+                next.repl_diskless_sync = parse_bool(value).ok_or_else(|| invalid(NOT_BOOL))?
+            }
+            "repl-diskless-sync-delay" => {
+                next.repl_diskless_sync_delay = secs(value).ok_or_else(|| invalid(NOT_INTEGER))?
+            }
             "repl-timeout" => {
                 next.repl_timeout = secs(value)
                     .filter(|d| !d.is_zero())
@@ -361,7 +396,9 @@ impl Config {
             "replica-priority" | "slave-priority" => {
                 next.replica_priority = value.parse().map_err(|_| invalid(NOT_INTEGER))?
             }
-            "replica-announce-ip" | "slave-announce-ip" => next.replica_announce_ip = value.to_string(),
+            "replica-announce-ip" | "slave-announce-ip" => {
+                next.replica_announce_ip = value.to_string()
+            }
             "replica-announce-port" | "slave-announce-port" => {
                 next.replica_announce_port = value.parse().map_err(|_| invalid(NOT_INTEGER))?
             }
@@ -370,8 +407,11 @@ impl Config {
                 // replica always loads through memory (never a half-loaded keyspace).
             }
             "replicaof" | "slaveof" => return Err(ConfigError::Immutable(name)),
-            "notify-keyspace-events" | "tcp-keepalive"
-            | "slowlog-log-slower-than" | "slowlog-max-len" | "lazyfree-lazy-eviction"
+            "notify-keyspace-events"
+            | "tcp-keepalive"
+            | "slowlog-log-slower-than"
+            | "slowlog-max-len"
+            | "lazyfree-lazy-eviction"
             | "protected-mode" => {
                 // Accepted for compatibility with tools that set them; persistence and
                 // notifications arrive with their own issue.
@@ -449,9 +489,15 @@ mod tests {
         assert_eq!(c.maxmemory, 10 * 1024 * 1024);
         assert!(c.set_param("hz", "0").is_err());
         assert_eq!(c.hz, 10);
-        assert_eq!(c.set_param("port", "1"), Err(ConfigError::Immutable("port".into())));
-        c.set_param("client-output-buffer-limit", "normal 1mb 0 0 pubsub 2mb 1mb 10")
-            .unwrap();
+        assert_eq!(
+            c.set_param("port", "1"),
+            Err(ConfigError::Immutable("port".into()))
+        );
+        c.set_param(
+            "client-output-buffer-limit",
+            "normal 1mb 0 0 pubsub 2mb 1mb 10",
+        )
+        .unwrap();
         assert_eq!(c.output_normal.hard, 1024 * 1024);
         assert_eq!(c.output_pubsub.soft_seconds, Duration::from_secs(10));
     }

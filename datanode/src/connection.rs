@@ -121,7 +121,14 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, handle: Arc<ClientHan
                         if !out.is_empty() && stream.write_all(&out).await.is_err() {
                             return;
                         }
-                        crate::replication::master::serve(shared.clone(), stream, handle.clone(), inbuf, req).await;
+                        crate::replication::master::serve(
+                            shared.clone(),
+                            stream,
+                            handle.clone(),
+                            inbuf,
+                            req,
+                        )
+                        .await;
                         return;
                     }
                 }
@@ -140,7 +147,10 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, handle: Arc<ClientHan
                 .stats
                 .output_limit_kills
                 .fetch_add(1, Ordering::Relaxed);
-            info!(omem = out.len(), "client closed for overcoming of output buffer limits");
+            info!(
+                omem = out.len(),
+                "client closed for overcoming of output buffer limits"
+            );
             return;
         }
         if !out.is_empty() {
@@ -158,7 +168,10 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, handle: Arc<ClientHan
             continue;
         }
         if inbuf.len() >= qlimit {
-            info!(qbuf = inbuf.len(), "closing client that reached max query buffer length");
+            info!(
+                qbuf = inbuf.len(),
+                "closing client that reached max query buffer length"
+            );
             return;
         }
         let mut interest = Interest::READABLE;

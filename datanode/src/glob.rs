@@ -6,7 +6,13 @@
 
 /// True if `s` matches `pattern`; `nocase` folds ASCII case.
 pub fn matches(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
-    let eq = |a: u8, b: u8| if nocase { a.eq_ignore_ascii_case(&b) } else { a == b };
+    let eq = |a: u8, b: u8| {
+        if nocase {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
     let (mut p, mut i) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while i < s.len() {
@@ -128,7 +134,11 @@ mod tests {
             ("", "", true),
             ("a", "", false),
         ] {
-            assert_eq!(matches(p.as_bytes(), s.as_bytes(), false), want, "{p} ~ {s}");
+            assert_eq!(
+                matches(p.as_bytes(), s.as_bytes(), false),
+                want,
+                "{p} ~ {s}"
+            );
         }
         assert!(matches(b"HELLO", b"hello", true));
     }

@@ -65,7 +65,12 @@ fn server(s: &Shared, o: &mut String) -> R {
     writeln!(o, "redis_version:{REDIS_VERSION}\r")?;
     writeln!(o, "vigil_version:{}\r", env!("CARGO_PKG_VERSION"))?;
     writeln!(o, "redis_mode:standalone\r")?;
-    writeln!(o, "os:{} {}\r", std::env::consts::OS, std::env::consts::ARCH)?;
+    writeln!(
+        o,
+        "os:{} {}\r",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )?;
     writeln!(o, "arch_bits:64\r")?;
     writeln!(o, "multiplexing_api:epoll\r")?;
     writeln!(o, "process_id:{}\r", std::process::id())?;
@@ -76,7 +81,13 @@ fn server(s: &Shared, o: &mut String) -> R {
     writeln!(o, "uptime_in_days:{}\r", up / 86400)?;
     writeln!(o, "hz:{}\r", cfg.hz)?;
     writeln!(o, "configured_hz:{}\r", cfg.hz)?;
-    writeln!(o, "executable:{}\r", std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default())?;
+    writeln!(
+        o,
+        "executable:{}\r",
+        std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    )?;
     writeln!(o, "config_file:\r")
 }
 
@@ -130,7 +141,11 @@ fn memory(s: &Shared, o: &mut String) -> R {
     writeln!(o, "maxmemory:{}\r", cfg.maxmemory)?;
     writeln!(o, "maxmemory_human:{}\r", human(cfg.maxmemory))?;
     writeln!(o, "maxmemory_policy:{}\r", cfg.maxmemory_policy.as_str())?;
-    let frag = if used > 0 { rss as f64 / used as f64 } else { 0.0 };
+    let frag = if used > 0 {
+        rss as f64 / used as f64
+    } else {
+        0.0
+    };
     writeln!(o, "mem_fragmentation_ratio:{frag:.2}\r")?;
     writeln!(o, "mem_allocator:jemalloc\r")
 }
@@ -159,7 +174,10 @@ fn stats(s: &Shared, o: &mut String) -> R {
     writeln!(o, "pubsub_channels:{channels}\r")?;
     writeln!(o, "pubsub_patterns:{patterns}\r")?;
     let limit_kills = g(&st.output_limit_kills) + g(&s.pubsub.limit_kills);
-    writeln!(o, "client_output_buffer_limit_disconnections:{limit_kills}\r")?;
+    writeln!(
+        o,
+        "client_output_buffer_limit_disconnections:{limit_kills}\r"
+    )?;
     let rs = &s.repl.stats;
     writeln!(o, "sync_full:{}\r", g(&rs.sync_full))?;
     writeln!(o, "sync_partial_ok:{}\r", g(&rs.sync_partial_ok))?;
@@ -179,7 +197,13 @@ fn cpu(o: &mut String) -> R {
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 100.0
+    };
     writeln!(o, "# CPU\r")?;
     writeln!(o, "used_cpu_sys:{:.6}\r", tick(12))?;
     writeln!(o, "used_cpu_user:{:.6}\r", tick(11))
@@ -190,7 +214,11 @@ fn keyspace(s: &Shared, o: &mut String) -> R {
     for db in 0..s.engine.databases() {
         let size = s.engine.db_size(db);
         if size.keys > 0 {
-            writeln!(o, "db{db}:keys={},expires={},avg_ttl=0\r", size.keys, size.expires)?;
+            writeln!(
+                o,
+                "db{db}:keys={},expires={},avg_ttl=0\r",
+                size.keys, size.expires
+            )?;
         }
     }
     Ok(())

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 use vigil_proto::resp::Frame;
 
-use crate::cmd::{CommandSpec, Handler, KeySpec, NOMULTI, PUBSUB, FAST, LOADING_OK};
+use crate::cmd::{CommandSpec, FAST, Handler, KeySpec, LOADING_OK, NOMULTI, PUBSUB};
 use crate::glob;
 use crate::server::ClientHandle;
 
@@ -59,14 +59,24 @@ impl PubSub {
     /// Adds a channel (or pattern) subscription.
     pub fn subscribe(&self, name: &Bytes, pattern: bool, sub: Subscriber) {
         let mut inner = self.write();
-        let map = if pattern { &mut inner.patterns } else { &mut inner.channels };
-        map.entry(name.clone()).or_default().insert(sub.handle.id, sub);
+        let map = if pattern {
+            &mut inner.patterns
+        } else {
+            &mut inner.channels
+        };
+        map.entry(name.clone())
+            .or_default()
+            .insert(sub.handle.id, sub);
     }
 
     /// Removes a subscription.
     pub fn unsubscribe(&self, name: &[u8], pattern: bool, id: u64) {
         let mut inner = self.write();
-        let map = if pattern { &mut inner.patterns } else { &mut inner.channels };
+        let map = if pattern {
+            &mut inner.patterns
+        } else {
+            &mut inner.channels
+        };
         if let Some(subs) = map.get_mut(name) {
             subs.remove(&id);
             if subs.is_empty() {

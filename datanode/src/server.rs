@@ -266,7 +266,10 @@ impl Shared {
         if !self.pause_active.load(Ordering::Relaxed) {
             return None;
         }
-        let p = self.pause.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let p = self
+            .pause
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match *p {
             Some((until, all)) if until > Instant::now() && (all || write) => Some(until),
             _ => None,
@@ -306,7 +309,10 @@ impl Gate {
     pub fn write(&self) -> Vec<std::sync::RwLockWriteGuard<'_, ()>> {
         self.slots
             .iter()
-            .map(|p| p.0.write().unwrap_or_else(std::sync::PoisonError::into_inner))
+            .map(|p| {
+                p.0.write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+            })
             .collect()
     }
 }

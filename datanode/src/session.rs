@@ -110,7 +110,11 @@ pub struct Session {
 
 impl Session {
     /// A new session for `handle`; pushes for it go into `push_tx`.
-    pub fn new(shared: Arc<Shared>, handle: Arc<ClientHandle>, push_tx: UnboundedSender<Push>) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        handle: Arc<ClientHandle>,
+        push_tx: UnboundedSender<Push>,
+    ) -> Self {
         let authed = shared.config().requirepass.is_empty();
         Session {
             shared,
@@ -252,7 +256,13 @@ impl Session {
                 return Outcome::Reply(f);
             }
         }
-        if self.multi.is_some() && !in_exec && !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
+        if self.multi.is_some()
+            && !in_exec
+            && !matches!(
+                spec.name,
+                "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+            )
+        {
             if let Some(q) = &mut self.multi {
                 q.push(args);
             }
@@ -274,7 +284,10 @@ impl Session {
         // A woken client finishes what it started; refusing it here would strand its queue.
         let resuming = self.blocked.is_some();
         let exempt = resuming || self.from_master;
-        if let Some(f) = (!exempt).then(|| self.check_memory(spec, &args, in_exec)).flatten() {
+        if let Some(f) = (!exempt)
+            .then(|| self.check_memory(spec, &args, in_exec))
+            .flatten()
+        {
             return Outcome::Reply(f);
         }
         // Best effort: CLIENT LIST readers never make a command wait.
@@ -307,7 +320,11 @@ impl Session {
         let mut unsampled = 0;
         if spec.has(DENYOOM) {
             let grow: usize = args.iter().map(|a| a.len() + 64).sum();
-            unsampled = self.shared.unsampled_writes.fetch_add(grow, Ordering::Relaxed) + grow;
+            unsampled = self
+                .shared
+                .unsampled_writes
+                .fetch_add(grow, Ordering::Relaxed)
+                + grow;
         }
         let mut used = self.shared.used_memory.load(Ordering::Relaxed);
         if used.saturating_add(unsampled) <= max {
@@ -328,12 +345,17 @@ impl Session {
                 }
             }
         }
-        (used > max && spec.has(DENYOOM)).then(|| {
-            Frame::error_static("OOM command not allowed when used memory > 'maxmemory'.")
-        })
+        (used > max && spec.has(DENYOOM))
+            .then(|| Frame::error_static("OOM command not allowed when used memory > 'maxmemory'."))
     }
 
-    fn run_data(&mut self, spec: &CommandSpec, f: cmd::DataFn, args: Vec<Bytes>, in_exec: bool) -> Outcome {
+    fn run_data(
+        &mut self,
+        spec: &CommandSpec,
+        f: cmd::DataFn,
+        args: Vec<Bytes>,
+        in_exec: bool,
+    ) -> Outcome {
         let key_idx = spec.keys.indexes(&args);
         let keys: smallvec::SmallVec<[&[u8]; 4]> = key_idx.iter().map(|&i| &args[i][..]).collect();
         let scope = match spec.keys {
@@ -389,7 +411,10 @@ impl Session {
             if dirty > 0 && feeding && !matches!(r, Err(CmdError::Block)) {
                 // Fed before the shards unlock: per key, stream order is apply order.
                 let reply = r.as_ref().unwrap_or(&Frame::Null);
-                let mut post = ViewState { ks: &mut *ctx.ks, db };
+                let mut post = ViewState {
+                    ks: &mut *ctx.ks,
+                    db,
+                };
                 let cmds = match rewrite::rewrite(spec.name, &args, reply, &mut post) {
                     Rewrite::AsIs => vec![args.clone()],
                     Rewrite::Replace(cmds) => cmds,
@@ -588,7 +613,10 @@ impl Session {
                 Ok(Frame::Integer(n as i64))
             }
             "pubsub" => self.pubsub(&args),
-            _ => Err(CmdError::other(format!("ERR unknown command '{}'", spec.name))),
+            _ => Err(CmdError::other(format!(
+                "ERR unknown command '{}'",
+                spec.name
+            ))),
         };
         let _ = in_exec;
         Outcome::Reply(r.unwrap_or_else(|e| e.to_frame()))
@@ -640,7 +668,9 @@ impl Session {
     /// `PSYNC replid offset` / `SYNC`: the connection becomes a replication link.
     fn sync(&mut self, args: &[Bytes]) -> Outcome {
         if self.from_master {
-            return Outcome::Reply(Frame::error_static("ERR Replica can't SYNC from its master"));
+            return Outcome::Reply(Frame::error_static(
+                "ERR Replica can't SYNC from its master",
+            ));
         }
         let mut req = self.repl_req.clone();
         if args.len() == 3 {
@@ -663,14 +693,18 @@ impl Session {
             .and_then(|p| u16::try_from(p).ok())
             .ok_or_else(|| CmdError::other("ERR Invalid master port"))?;
         if self.from_master {
-            return Err(CmdError::other("ERR Command is not valid when client is a replica."));
+            return Err(CmdError::other(
+                "ERR Command is not valid when client is a replica.",
+            ));
         }
         let ours = self.shared.addr;
         let me = host
             .parse::<std::net::IpAddr>()
             .ok()
             .or_else(|| (host == "localhost").then_some(std::net::IpAddr::from([127, 0, 0, 1])))
-            .is_some_and(|ip| replication::replica::is_self(std::net::SocketAddr::new(ip, port), ours));
+            .is_some_and(|ip| {
+                replication::replica::is_self(std::net::SocketAddr::new(ip, port), ours)
+            });
         if me {
             return Err(CmdError::other("ERR Can't replicate from myself"));
         }
@@ -711,7 +745,10 @@ impl Session {
             return Outcome::Reply(CmdError::NotInteger.to_frame());
         };
         let acked = repl.acked(self.woff);
-        let resuming = self.blocked.as_ref().map(|b| (b.notify.clone(), b.deadline));
+        let resuming = self
+            .blocked
+            .as_ref()
+            .map(|b| (b.notify.clone(), b.deadline));
         if acked as i64 >= n || self.multi.is_some() {
             if let Some((notify, _)) = resuming {
                 repl.unwait(&notify);
@@ -792,9 +829,15 @@ impl Session {
         }
         Ok(Frame::Map(vec![
             (Frame::bulk_static("server"), Frame::bulk_static("redis")),
-            (Frame::bulk_static("version"), Frame::bulk_static(REDIS_VERSION)),
+            (
+                Frame::bulk_static("version"),
+                Frame::bulk_static(REDIS_VERSION),
+            ),
             (Frame::bulk_static("proto"), Frame::Integer(proto)),
-            (Frame::bulk_static("id"), Frame::Integer(self.handle.id as i64)),
+            (
+                Frame::bulk_static("id"),
+                Frame::Integer(self.handle.id as i64),
+            ),
             (Frame::bulk_static("mode"), Frame::bulk_static("standalone")),
             (Frame::bulk_static("role"), Frame::bulk_static("master")),
             (Frame::bulk_static("modules"), Frame::Array(vec![])),
@@ -877,8 +920,17 @@ impl Session {
             ("id", 2) => reply(Ok(Frame::Integer(self.handle.id as i64))),
             ("setname", 3) => reply(self.set_name(&args[2]).map(|()| Frame::ok())),
             ("getname", 2) => {
-                let name = self.handle.info.lock().map(|i| i.name.clone()).unwrap_or_default();
-                reply(Ok(if name.is_empty() { Frame::Null } else { Frame::bulk(name.as_bytes()) }))
+                let name = self
+                    .handle
+                    .info
+                    .lock()
+                    .map(|i| i.name.clone())
+                    .unwrap_or_default();
+                reply(Ok(if name.is_empty() {
+                    Frame::Null
+                } else {
+                    Frame::bulk(name.as_bytes())
+                }))
             }
             ("setinfo", 4) => {
                 let v = String::from_utf8_lossy(&args[3]).into_owned();
@@ -909,14 +961,19 @@ impl Session {
                         for a in &args[i + 1..] {
                             match cmd::uint(a) {
                                 Ok(n) => set.insert(n),
-                                Err(_) => return reply(Err(CmdError::other("ERR Invalid client ID"))),
+                                Err(_) => {
+                                    return reply(Err(CmdError::other("ERR Invalid client ID")));
+                                }
                             };
                         }
                         ids = Some(set);
                         break;
                     } else if is(&args[i], "TYPE") && i + 1 < args.len() {
                         let t = &args[i + 1];
-                        if !["normal", "slave", "replica", "pubsub", "master"].iter().any(|n| is(t, n)) {
+                        if !["normal", "slave", "replica", "pubsub", "master"]
+                            .iter()
+                            .any(|n| is(t, n))
+                        {
                             return reply(Err(CmdError::other(format!(
                                 "ERR Unknown client type '{}'",
                                 String::from_utf8_lossy(t)
@@ -955,7 +1012,9 @@ impl Session {
             ("no-touch", 3) => reply(Ok(Frame::ok())),
             ("pause", 3 | 4) => {
                 let Ok(ms) = cmd::int(&args[2]) else {
-                    return reply(Err(CmdError::other("ERR timeout is not an integer or out of range")));
+                    return reply(Err(CmdError::other(
+                        "ERR timeout is not an integer or out of range",
+                    )));
                 };
                 let Ok(ms) = u64::try_from(ms) else {
                     return reply(Err(CmdError::other("ERR timeout is negative")));
@@ -965,7 +1024,9 @@ impl Session {
                     Some(m) if is(m, "ALL") => true,
                     Some(m) if is(m, "WRITE") => false,
                     Some(_) => {
-                        return reply(Err(CmdError::other("ERR CLIENT PAUSE mode must be WRITE or ALL")));
+                        return reply(Err(CmdError::other(
+                            "ERR CLIENT PAUSE mode must be WRITE or ALL",
+                        )));
                     }
                 };
                 let until = Instant::now() + Duration::from_millis(ms);
@@ -986,15 +1047,26 @@ impl Session {
             ("help", 2) => reply(Ok(Frame::Array(
                 [
                     "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                    "ID", "INFO", "KILL", "LIST", "GETNAME", "SETNAME", "SETINFO", "NO-EVICT",
-                    "PAUSE", "UNPAUSE",
+                    "ID",
+                    "INFO",
+                    "KILL",
+                    "LIST",
+                    "GETNAME",
+                    "SETNAME",
+                    "SETINFO",
+                    "NO-EVICT",
+                    "PAUSE",
+                    "UNPAUSE",
                 ]
                 .iter()
                 .map(|s| Frame::Simple(Bytes::from_static(s.as_bytes())))
                 .collect(),
             ))),
-            ("id" | "setname" | "getname" | "setinfo" | "info" | "kill" | "no-evict" | "no-touch"
-            | "pause" | "unpause" | "help", _) => wrong(),
+            (
+                "id" | "setname" | "getname" | "setinfo" | "info" | "kill" | "no-evict"
+                | "no-touch" | "pause" | "unpause" | "help",
+                _,
+            ) => wrong(),
             _ => Outcome::Reply(Frame::error(format!(
                 "ERR unknown subcommand '{}'. Try CLIENT HELP.",
                 String::from_utf8_lossy(&args[1])
@@ -1052,7 +1124,11 @@ impl Session {
                 "addr" => c.addr.to_string() == *v,
                 "laddr" => c.laddr.to_string() == *v,
                 "type" => {
-                    let (master, replica) = c.info.lock().map(|i| (i.master, i.replica)).unwrap_or_default();
+                    let (master, replica) = c
+                        .info
+                        .lock()
+                        .map(|i| (i.master, i.replica))
+                        .unwrap_or_default();
                     match v.to_ascii_lowercase().as_str() {
                         "pubsub" => subscribed,
                         "master" => master,
@@ -1087,7 +1163,9 @@ impl Session {
                 for pat in &args[2..] {
                     // A name without glob characters is looked up directly and echoed as given.
                     if !pat.iter().any(|c| matches!(c, b'[' | b'*' | b'?')) {
-                        let hit = params.iter().find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(pat));
+                        let hit = params
+                            .iter()
+                            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(pat));
                         if let Some((name, value)) = hit {
                             if seen.insert(*name) {
                                 out.push((Frame::Bulk(pat.clone()), Frame::bulk(value.as_bytes())));
@@ -1131,7 +1209,9 @@ impl Session {
                     .config
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = cfg.clone();
-                self.shared.maxmemory.store(cfg.maxmemory, Ordering::Relaxed);
+                self.shared
+                    .maxmemory
+                    .store(cfg.maxmemory, Ordering::Relaxed);
                 self.shared.repl.configure(&cfg);
                 // Persistence: fsync policy, `appendonly` turned on or off.
                 crate::persist::apply_config(&self.shared, &cfg.persist);
@@ -1139,7 +1219,15 @@ impl Session {
             }
             "resetstat" if args.len() == 2 => {
                 let s = &self.shared.stats;
-                for c in [&s.commands, &s.connections, &s.rejected, &s.net_in, &s.net_out, &s.errors, &s.pubsub_messages] {
+                for c in [
+                    &s.commands,
+                    &s.connections,
+                    &s.rejected,
+                    &s.net_in,
+                    &s.net_out,
+                    &s.errors,
+                    &s.pubsub_messages,
+                ] {
                     c.store(0, Ordering::Relaxed);
                 }
                 self.shared.engine.reset_stats();
@@ -1149,10 +1237,16 @@ impl Session {
                 "ERR The server is running without a config file",
             )),
             "help" => Ok(Frame::Array(
-                ["CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "GET <pattern>", "SET <directive> <value>", "RESETSTAT", "REWRITE"]
-                    .iter()
-                    .map(|s| Frame::Simple(Bytes::from_static(s.as_bytes())))
-                    .collect(),
+                [
+                    "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                    "GET <pattern>",
+                    "SET <directive> <value>",
+                    "RESETSTAT",
+                    "REWRITE",
+                ]
+                .iter()
+                .map(|s| Frame::Simple(Bytes::from_static(s.as_bytes())))
+                .collect(),
             )),
             "set" | "resetstat" | "rewrite" => Err(CmdError::other(format!(
                 "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try CONFIG HELP."
@@ -1219,7 +1313,9 @@ impl Session {
             match self.dispatch(args, true) {
                 Outcome::Reply(f) => replies.push(f),
                 Outcome::Many(fs) => replies.extend(fs),
-                _ => replies.push(Frame::error_static("ERR command not allowed in a transaction")),
+                _ => replies.push(Frame::error_static(
+                    "ERR command not allowed in a transaction",
+                )),
             }
         }
         // The transaction's writes reach replicas as one block, fed while the gate is still
@@ -1311,7 +1407,11 @@ impl Session {
         let kind = if pattern { "psubscribe" } else { "subscribe" };
         let mut out = Vec::new();
         for ch in &args[1..] {
-            let set = if pattern { &mut self.patterns } else { &mut self.channels };
+            let set = if pattern {
+                &mut self.patterns
+            } else {
+                &mut self.channels
+            };
             if set.insert(ch.clone()) {
                 self.shared.pubsub.subscribe(
                     ch,
@@ -1334,7 +1434,11 @@ impl Session {
 
     fn unsubscribe(&mut self, args: &[Bytes]) -> Vec<Frame> {
         let pattern = is(&args[0], "PUNSUBSCRIBE");
-        let kind = if pattern { "punsubscribe" } else { "unsubscribe" };
+        let kind = if pattern {
+            "punsubscribe"
+        } else {
+            "unsubscribe"
+        };
         let names: Vec<Bytes> = if args.len() > 1 {
             args[1..].to_vec()
         } else if pattern {
@@ -1344,7 +1448,11 @@ impl Session {
         };
         let mut out = Vec::new();
         for ch in &names {
-            let set = if pattern { &mut self.patterns } else { &mut self.channels };
+            let set = if pattern {
+                &mut self.patterns
+            } else {
+                &mut self.channels
+            };
             if set.remove(ch) {
                 self.shared.pubsub.unsubscribe(ch, pattern, self.handle.id);
             }
@@ -1512,7 +1620,11 @@ fn unregister_blocked(shared: &Shared, id: u64, notify: &Arc<Notify>, db: usize,
 
 /// When a blocking command gives up: its timeout argument, in seconds (0 = never).
 fn block_deadline(spec: &CommandSpec, args: &[Bytes]) -> Result<Option<Instant>, CmdError> {
-    let pos = if matches!(spec.name, "blmpop" | "bzmpop") { 1 } else { args.len() - 1 };
+    let pos = if matches!(spec.name, "blmpop" | "bzmpop") {
+        1
+    } else {
+        args.len() - 1
+    };
     Ok(cmd::lists::block_timeout(&args[pos])?.and_then(|d| Instant::now().checked_add(d)))
 }
 
@@ -1525,7 +1637,11 @@ fn block_timeout_reply(spec: &CommandSpec) -> Frame {
 
 fn arity_ok(spec: &CommandSpec, n: usize) -> bool {
     let n = n as i32;
-    if spec.arity >= 0 { n == spec.arity } else { n >= -spec.arity }
+    if spec.arity >= 0 {
+        n == spec.arity
+    } else {
+        n >= -spec.arity
+    }
 }
 
 fn unknown_command(args: &[Bytes]) -> Frame {
@@ -1549,7 +1665,10 @@ fn unknown_command(args: &[Bytes]) -> Frame {
 
 fn client_line(c: &ClientHandle) -> String {
     let info = c.info.lock().map(|i| i.clone()).unwrap_or_default();
-    let idle = info.last_active.map_or(c.since.elapsed(), |t| t.elapsed()).as_secs();
+    let idle = info
+        .last_active
+        .map_or(c.since.elapsed(), |t| t.elapsed())
+        .as_secs();
     let flags = if info.master {
         "M"
     } else if info.replica {
@@ -1575,7 +1694,11 @@ fn client_line(c: &ClientHandle) -> String {
         info.db,
         info.subscriptions,
         info.omem,
-        if info.last_cmd.is_empty() { "NULL" } else { &info.last_cmd },
+        if info.last_cmd.is_empty() {
+            "NULL"
+        } else {
+            &info.last_cmd
+        },
         info.resp,
         info.lib_name,
         info.lib_ver,
@@ -1621,9 +1744,15 @@ fn command_info(spec: &CommandSpec) -> Frame {
 
 fn command_docs(spec: &CommandSpec) -> Frame {
     Frame::Map(vec![
-        (Frame::bulk_static("summary"), Frame::bulk(spec.name.as_bytes())),
+        (
+            Frame::bulk_static("summary"),
+            Frame::bulk(spec.name.as_bytes()),
+        ),
         (Frame::bulk_static("since"), Frame::bulk_static("1.0.0")),
-        (Frame::bulk_static("group"), Frame::bulk(spec.group.as_bytes())),
+        (
+            Frame::bulk_static("group"),
+            Frame::bulk(spec.group.as_bytes()),
+        ),
     ])
 }
 
@@ -1640,7 +1769,9 @@ fn command(args: &[Bytes]) -> Result<Frame, CmdError> {
         "count" | "help" if args.len() != 2 => Err(sub_arity("command", &sub)),
         "getkeys" if args.len() < 4 => Err(sub_arity("command", &sub)),
         "count" => Ok(Frame::Integer(all.len() as i64)),
-        "list" => Ok(Frame::Array(all.iter().map(|c| Frame::bulk(c.name.as_bytes())).collect())),
+        "list" => Ok(Frame::Array(
+            all.iter().map(|c| Frame::bulk(c.name.as_bytes())).collect(),
+        )),
         "info" => Ok(Frame::Array(if args.len() == 2 {
             all.iter().map(|c| command_info(c)).collect()
         } else {
@@ -1677,7 +1808,9 @@ fn command(args: &[Bytes]) -> Result<Frame, CmdError> {
             if idx.is_empty() {
                 return Err(CmdError::other("ERR The command has no key arguments"));
             }
-            Ok(Frame::Array(idx.iter().map(|&i| Frame::Bulk(inner[i].clone())).collect()))
+            Ok(Frame::Array(
+                idx.iter().map(|&i| Frame::Bulk(inner[i].clone())).collect(),
+            ))
         }
         _ => Err(unknown_subcommand("COMMAND", name)),
     }
@@ -1689,40 +1822,87 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
     (
         "client",
         &[
-            ("id", 2), ("info", 2), ("list", -2), ("kill", -3), ("getname", 2), ("setname", 3),
-            ("pause", -3), ("unpause", 2), ("no-evict", 3), ("help", 2), ("reply", 3),
-            ("tracking", -3), ("caching", 3), ("getredir", 2), ("trackinginfo", 2),
-            ("unblock", -3), ("setinfo", 4), ("no-touch", 3),
+            ("id", 2),
+            ("info", 2),
+            ("list", -2),
+            ("kill", -3),
+            ("getname", 2),
+            ("setname", 3),
+            ("pause", -3),
+            ("unpause", 2),
+            ("no-evict", 3),
+            ("help", 2),
+            ("reply", 3),
+            ("tracking", -3),
+            ("caching", 3),
+            ("getredir", 2),
+            ("trackinginfo", 2),
+            ("unblock", -3),
+            ("setinfo", 4),
+            ("no-touch", 3),
         ],
     ),
-    ("config", &[("get", -3), ("set", -4), ("resetstat", 2), ("rewrite", 2), ("help", 2)]),
+    (
+        "config",
+        &[
+            ("get", -3),
+            ("set", -4),
+            ("resetstat", 2),
+            ("rewrite", 2),
+            ("help", 2),
+        ],
+    ),
     (
         "command",
         &[
-            ("count", 2), ("list", -2), ("info", -2), ("docs", -2), ("getkeys", -4),
-            ("getkeysandflags", -4), ("help", 2),
+            ("count", 2),
+            ("list", -2),
+            ("info", -2),
+            ("docs", -2),
+            ("getkeys", -4),
+            ("getkeysandflags", -4),
+            ("help", 2),
         ],
     ),
     (
         "pubsub",
         &[
-            ("channels", -2), ("numsub", -2), ("numpat", 2), ("help", 2), ("shardchannels", -2),
+            ("channels", -2),
+            ("numsub", -2),
+            ("numpat", 2),
+            ("help", 2),
+            ("shardchannels", -2),
             ("shardnumsub", -2),
         ],
     ),
-    ("object", &[("encoding", 3), ("freq", 3), ("idletime", 3), ("refcount", 3), ("help", 2)]),
+    (
+        "object",
+        &[
+            ("encoding", 3),
+            ("freq", 3),
+            ("idletime", 3),
+            ("refcount", 3),
+            ("help", 2),
+        ],
+    ),
 ];
 
 /// The error Redis gives for an unknown subcommand or a subcommand's wrong arity, if any.
 fn subcommand_error(name: &str, args: &[Bytes]) -> Option<CmdError> {
     let (_, subs) = SUBCOMMANDS.iter().find(|(c, _)| *c == name)?;
     let sub = args.get(1)?;
-    let Some((sub, arity)) = subs.iter().find(|(s, _)| sub.eq_ignore_ascii_case(s.as_bytes()))
+    let Some((sub, arity)) = subs
+        .iter()
+        .find(|(s, _)| sub.eq_ignore_ascii_case(s.as_bytes()))
     else {
         return Some(unknown_subcommand(&name.to_ascii_uppercase(), sub));
     };
     let n = args.len() as i32;
-    let ok = if *arity >= 0 { n == *arity } else { n >= -*arity };
+    let ok = if *arity >= 0 {
+        n == *arity
+    } else {
+        n >= -*arity
+    };
     (!ok).then(|| sub_arity(name, sub))
 }
 
@@ -1802,7 +1982,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     conn("auth", -2, NOAUTH | FAST | LOADING_OK, "connection"),
     conn("select", 2, FAST | LOADING_OK, "connection"),
     conn("client", -2, ADMIN | LOADING_OK, "connection"),
-    conn("reset", 1, NOAUTH | PUBSUB | FAST | LOADING_OK, "connection"),
+    conn(
+        "reset",
+        1,
+        NOAUTH | PUBSUB | FAST | LOADING_OK,
+        "connection",
+    ),
     conn("config", -2, ADMIN | LOADING_OK, "server"),
     conn("info", -1, LOADING_OK, "server"),
     conn("role", 1, FAST | LOADING_OK, "server"),

@@ -191,7 +191,11 @@ mod tests {
             ("inf", "1", None),
             (".5", "1.", Some("1.5")),
         ] {
-            assert_eq!(add_decimal(a.as_bytes(), b.as_bytes()).as_deref(), want, "{a} + {b}");
+            assert_eq!(
+                add_decimal(a.as_bytes(), b.as_bytes()).as_deref(),
+                want,
+                "{a} + {b}"
+            );
         }
     }
 

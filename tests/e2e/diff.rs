@@ -43,9 +43,18 @@ const MAX_SCAN_CALLS: usize = 1000;
 /// Commands the corpus need not cover, each with the reason.
 const NOT_COVERED: &[(&str, &str)] = &[
     ("shutdown", "stops the server under test"),
-    ("save", "writes files in the server's directory; covered by the persistence tests"),
-    ("bgsave", "writes files in the server's directory; covered by the persistence tests"),
-    ("bgrewriteaof", "writes files in the server's directory; covered by the persistence tests"),
+    (
+        "save",
+        "writes files in the server's directory; covered by the persistence tests",
+    ),
+    (
+        "bgsave",
+        "writes files in the server's directory; covered by the persistence tests",
+    ),
+    (
+        "bgrewriteaof",
+        "writes files in the server's directory; covered by the persistence tests",
+    ),
     (
         "monitor",
         "streams every later command; not a request/reply exchange",

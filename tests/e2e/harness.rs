@@ -52,7 +52,16 @@ impl Proc {
 pub fn datanode(args: &[&str]) -> Proc {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["datanode", "--bind", "127.0.0.1", "--port", "0", "--save", "", "--dir"])
+        .args([
+            "datanode",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--save",
+            "",
+            "--dir",
+        ])
         .arg(dir.path())
         .args(args)
         .stdout(Stdio::piped())
@@ -86,7 +95,16 @@ pub fn redis_server(extra: &[&str]) -> Proc {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let child = Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .arg("--dir")
         .arg(dir.path())
         .args(extra)
@@ -153,7 +171,8 @@ impl Conn {
     /// Reads one reply frame; `None` if the server closed the connection.
     pub fn read(&mut self) -> Option<Frame> {
         loop {
-            if let Some((f, n)) = resp::decode(&self.buf, &Limits::default()).expect("valid reply") {
+            if let Some((f, n)) = resp::decode(&self.buf, &Limits::default()).expect("valid reply")
+            {
                 let _ = self.buf.split_to(n);
                 return Some(f);
             }

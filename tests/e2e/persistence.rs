@@ -517,7 +517,14 @@ fn a_replica_with_appendonly_restarts_with_what_it_replicated() {
     let replicaof = format!("127.0.0.1:{}", master.addr.port());
     let replica = start(
         &rdir,
-        &["--save", "", "--appendonly", "yes", "--replicaof", &replicaof],
+        &[
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--replicaof",
+            &replicaof,
+        ],
     )
     .expect("replica starts");
     let mut r = replica.conn();

@@ -557,7 +557,10 @@ fn a_master_that_sends_garbage_or_stalls_is_dropped_and_retried() {
     let mut c = Conn::new(node.addr);
     assert_eq!(c.cmd(&["CONFIG", "SET", "repl-timeout", "1"]), Frame::ok());
     for (what, reply) in [
-        ("garbage", Some(&b"\x00\x01garbage that is not RESP\r\n"[..])),
+        (
+            "garbage",
+            Some(&b"\x00\x01garbage that is not RESP\r\n"[..]),
+        ),
         ("stall", None),
     ] {
         let (addr, accepted) = fake_master(reply);
@@ -582,7 +585,12 @@ fn a_replica_that_stops_reading_is_cut_at_its_output_limit_and_resyncs_later() {
     let mut m = Conn::new(master.addr);
     let mut r = Conn::new(replica.addr);
     assert_eq!(
-        m.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "replica 256kb 0 0"]),
+        m.cmd(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 256kb 0 0"
+        ]),
         Frame::ok()
     );
     replicate(&mut r, master.addr);

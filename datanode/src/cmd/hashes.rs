@@ -401,7 +401,8 @@ fn hincrbyfloat(c: &mut Ctx<'_>) -> CmdResult {
     }
     // The exact decimal sum where Redis' long double shows one (see `add_decimal`).
     let cur_text = cur_text.as_deref().unwrap_or(b"0");
-    let text = vigil_proto::float::add_decimal(cur_text, &args[3]).unwrap_or_else(|| fmt_human(new));
+    let text =
+        vigil_proto::float::add_decimal(cur_text, &args[3]).unwrap_or_else(|| fmt_human(new));
     h.insert(Sds::new(&args[2]), Sds::new(text.as_bytes()));
     c.dirty += 1;
     Ok(bulk(text.as_bytes()))

@@ -12,22 +12,85 @@ use crate::glob;
 pub static COMMANDS: &[CommandSpec] = &[
     data("del", -2, WRITE, keys(1, -1, 1), "generic", del),
     data("unlink", -2, WRITE | FAST, keys(1, -1, 1), "generic", del),
-    data("exists", -2, READONLY | FAST, keys(1, -1, 1), "generic", exists),
-    data("touch", -2, READONLY | FAST, keys(1, -1, 1), "generic", exists),
+    data(
+        "exists",
+        -2,
+        READONLY | FAST,
+        keys(1, -1, 1),
+        "generic",
+        exists,
+    ),
+    data(
+        "touch",
+        -2,
+        READONLY | FAST,
+        keys(1, -1, 1),
+        "generic",
+        exists,
+    ),
     data("type", 2, READONLY | FAST, keys(1, 1, 1), "generic", type_),
     data("expire", -3, WRITE | FAST, keys(1, 1, 1), "generic", expire),
-    data("pexpire", -3, WRITE | FAST, keys(1, 1, 1), "generic", expire),
-    data("expireat", -3, WRITE | FAST, keys(1, 1, 1), "generic", expire),
-    data("pexpireat", -3, WRITE | FAST, keys(1, 1, 1), "generic", expire),
+    data(
+        "pexpire",
+        -3,
+        WRITE | FAST,
+        keys(1, 1, 1),
+        "generic",
+        expire,
+    ),
+    data(
+        "expireat",
+        -3,
+        WRITE | FAST,
+        keys(1, 1, 1),
+        "generic",
+        expire,
+    ),
+    data(
+        "pexpireat",
+        -3,
+        WRITE | FAST,
+        keys(1, 1, 1),
+        "generic",
+        expire,
+    ),
     data("ttl", 2, READONLY | FAST, keys(1, 1, 1), "generic", ttl),
     data("pttl", 2, READONLY | FAST, keys(1, 1, 1), "generic", ttl),
-    data("expiretime", 2, READONLY | FAST, keys(1, 1, 1), "generic", ttl),
-    data("pexpiretime", 2, READONLY | FAST, keys(1, 1, 1), "generic", ttl),
-    data("persist", 2, WRITE | FAST, keys(1, 1, 1), "generic", persist),
+    data(
+        "expiretime",
+        2,
+        READONLY | FAST,
+        keys(1, 1, 1),
+        "generic",
+        ttl,
+    ),
+    data(
+        "pexpiretime",
+        2,
+        READONLY | FAST,
+        keys(1, 1, 1),
+        "generic",
+        ttl,
+    ),
+    data(
+        "persist",
+        2,
+        WRITE | FAST,
+        keys(1, 1, 1),
+        "generic",
+        persist,
+    ),
     data("keys", 2, READONLY, KeySpec::All, "generic", keys_),
     data("scan", -2, READONLY, KeySpec::All, "generic", scan),
     data("rename", 3, WRITE, keys(1, 2, 1), "generic", rename),
-    data("renamenx", 3, WRITE | FAST, keys(1, 2, 1), "generic", rename),
+    data(
+        "renamenx",
+        3,
+        WRITE | FAST,
+        keys(1, 2, 1),
+        "generic",
+        rename,
+    ),
     data("randomkey", 1, READONLY, KeySpec::All, "generic", randomkey),
     data("dbsize", 1, READONLY | FAST, KeySpec::All, "server", dbsize),
     data("flushdb", -1, WRITE, KeySpec::All, "server", flushdb),
@@ -58,10 +121,9 @@ fn exists(c: &mut Ctx<'_>) -> CmdResult {
 }
 
 fn type_(c: &mut Ctx<'_>) -> CmdResult {
-    let name = c
-        .ks
-        .peek(c.db, &c.args[1])
-        .map_or("none", |e| e.value.type_name());
+    let name =
+        c.ks.peek(c.db, &c.args[1])
+            .map_or("none", |e| e.value.type_name());
     Ok(Frame::simple(name))
 }
 
@@ -240,10 +302,9 @@ fn rename(c: &mut Ctx<'_>) -> CmdResult {
     if nx && c.ks.get(c.db, &dst).is_some() {
         return Ok(Frame::Integer(0));
     }
-    let mut e = c
-        .ks
-        .remove(c.db, &src)
-        .expect("the source was found under the same lock");
+    let mut e =
+        c.ks.remove(c.db, &src)
+            .expect("the source was found under the same lock");
     e.key = crate::sds::Sds::new(&dst);
     c.ks.insert(c.db, e);
     c.dirty += 1;
@@ -312,10 +373,9 @@ fn move_(c: &mut Ctx<'_>) -> CmdResult {
     if c.ks.get(c.db, &key).is_none() || c.ks.get(dst, &key).is_some() {
         return Ok(Frame::Integer(0));
     }
-    let e = c
-        .ks
-        .remove(c.db, &key)
-        .expect("the key was found under the same lock");
+    let e =
+        c.ks.remove(c.db, &key)
+            .expect("the key was found under the same lock");
     c.ks.insert(dst, e);
     c.dirty += 1;
     Ok(Frame::Integer(1))
@@ -468,7 +528,10 @@ mod tests {
             (&["ttl", "a"], i(100)),
             (&["expire", "a", "50", "GT"], i(0)),
             (&["expire", "a", "50", "LT"], i(1)),
-            (&["expire", "a", "5", "NX", "XX"], Frame::error("ERR NX and XX, GT or LT options at the same time are not compatible")),
+            (
+                &["expire", "a", "5", "NX", "XX"],
+                Frame::error("ERR NX and XX, GT or LT options at the same time are not compatible"),
+            ),
             (&["persist", "a"], i(1)),
             (&["rename", "a", "b"], Frame::ok()),
             (&["rename", "a", "b"], Frame::error("ERR no such key")),
@@ -480,7 +543,10 @@ mod tests {
             (&["expire", "c", "-1"], i(1)),
             (&["exists", "c"], i(0)),
             (&["del", "c", "zz"], i(0)),
-            (&["swapdb", "0", "x"], Frame::error("ERR invalid second DB index")),
+            (
+                &["swapdb", "0", "x"],
+                Frame::error("ERR invalid second DB index"),
+            ),
         ];
         for (cmd, want) in table {
             assert_eq!(&run_one(&e, cmd), want, "{cmd:?}");

@@ -16,25 +16,102 @@ const MAX_STRING: usize = 512 * 1024 * 1024;
 pub static COMMANDS: &[CommandSpec] = &[
     data("get", 2, READONLY | FAST, keys(1, 1, 1), "string", get),
     data("set", -3, WRITE | DENYOOM, keys(1, 1, 1), "string", set),
-    data("setnx", 3, WRITE | DENYOOM | FAST, keys(1, 1, 1), "string", setnx),
+    data(
+        "setnx",
+        3,
+        WRITE | DENYOOM | FAST,
+        keys(1, 1, 1),
+        "string",
+        setnx,
+    ),
     data("setex", 4, WRITE | DENYOOM, keys(1, 1, 1), "string", setex),
     data("psetex", 4, WRITE | DENYOOM, keys(1, 1, 1), "string", setex),
-    data("getset", 3, WRITE | DENYOOM | FAST, keys(1, 1, 1), "string", getset),
+    data(
+        "getset",
+        3,
+        WRITE | DENYOOM | FAST,
+        keys(1, 1, 1),
+        "string",
+        getset,
+    ),
     data("getdel", 2, WRITE | FAST, keys(1, 1, 1), "string", getdel),
     data("getex", -2, WRITE | FAST, keys(1, 1, 1), "string", getex),
     data("mget", -2, READONLY | FAST, keys(1, -1, 1), "string", mget),
     data("mset", -3, WRITE | DENYOOM, keys(1, -1, 2), "string", mset),
-    data("msetnx", -3, WRITE | DENYOOM, keys(1, -1, 2), "string", msetnx),
-    data("append", 3, WRITE | DENYOOM | FAST, keys(1, 1, 1), "string", append),
-    data("strlen", 2, READONLY | FAST, keys(1, 1, 1), "string", strlen),
-    data("incr", 2, WRITE | DENYOOM | FAST, keys(1, 1, 1), "string", incr),
-    data("decr", 2, WRITE | DENYOOM | FAST, keys(1, 1, 1), "string", incr),
-    data("incrby", 3, WRITE | DENYOOM | FAST, keys(1, 1, 1), "string", incr),
-    data("decrby", 3, WRITE | DENYOOM | FAST, keys(1, 1, 1), "string", incr),
-    data("incrbyfloat", 3, WRITE | DENYOOM | FAST, keys(1, 1, 1), "string", incrbyfloat),
+    data(
+        "msetnx",
+        -3,
+        WRITE | DENYOOM,
+        keys(1, -1, 2),
+        "string",
+        msetnx,
+    ),
+    data(
+        "append",
+        3,
+        WRITE | DENYOOM | FAST,
+        keys(1, 1, 1),
+        "string",
+        append,
+    ),
+    data(
+        "strlen",
+        2,
+        READONLY | FAST,
+        keys(1, 1, 1),
+        "string",
+        strlen,
+    ),
+    data(
+        "incr",
+        2,
+        WRITE | DENYOOM | FAST,
+        keys(1, 1, 1),
+        "string",
+        incr,
+    ),
+    data(
+        "decr",
+        2,
+        WRITE | DENYOOM | FAST,
+        keys(1, 1, 1),
+        "string",
+        incr,
+    ),
+    data(
+        "incrby",
+        3,
+        WRITE | DENYOOM | FAST,
+        keys(1, 1, 1),
+        "string",
+        incr,
+    ),
+    data(
+        "decrby",
+        3,
+        WRITE | DENYOOM | FAST,
+        keys(1, 1, 1),
+        "string",
+        incr,
+    ),
+    data(
+        "incrbyfloat",
+        3,
+        WRITE | DENYOOM | FAST,
+        keys(1, 1, 1),
+        "string",
+        incrbyfloat,
+    ),
     data("getrange", 4, READONLY, keys(1, 1, 1), "string", getrange),
     data("substr", 4, READONLY, keys(1, 1, 1), "string", getrange),
-    data("setrange", 4, WRITE | DENYOOM, keys(1, 1, 1), "string", setrange),
+    data(
+        "setrange",
+        4,
+        WRITE | DENYOOM,
+        keys(1, 1, 1),
+        "string",
+        setrange,
+    ),
 ];
 
 fn get(c: &mut Ctx<'_>) -> CmdResult {
@@ -80,7 +157,11 @@ const UNITS: [&str; 4] = ["EX", "PX", "EXAT", "PXAT"];
 /// `parseExtendedStringArgumentsOrReply` does: one expiry unit, which may repeat (the last value
 /// wins), never with KEEPTTL or PERSIST. Returns (nx, xx, get, expiry); an `Expiry::At` holds the
 /// index of the unit keyword, whose value is checked after the whole syntax is valid.
-fn parse_options(c: &Ctx<'_>, from: usize, set: bool) -> Result<(bool, bool, bool, Option<Expiry>), CmdError> {
+fn parse_options(
+    c: &Ctx<'_>,
+    from: usize,
+    set: bool,
+) -> Result<(bool, bool, bool, Option<Expiry>), CmdError> {
     let (mut nx, mut xx, mut get) = (false, false, false);
     let mut expiry: Option<Expiry> = None;
     let mut unit: Option<&str> = None;
@@ -162,7 +243,11 @@ fn setnx(c: &mut Ctx<'_>) -> CmdResult {
 
 fn setex(c: &mut Ctx<'_>) -> CmdResult {
     let key = c.args[1].clone();
-    let name = if is(&c.args[0], "SETEX") { "setex" } else { "psetex" };
+    let name = if is(&c.args[0], "SETEX") {
+        "setex"
+    } else {
+        "psetex"
+    };
     let n = int(&c.args[2])?;
     let invalid = || CmdError::InvalidExpire(name.to_string());
     if n <= 0 {
@@ -241,7 +326,9 @@ fn mget(c: &mut Ctx<'_>) -> CmdResult {
 
 fn mset(c: &mut Ctx<'_>) -> CmdResult {
     if c.argc() % 2 == 0 {
-        return Err(CmdError::Arity(c.args[0].to_ascii_lowercase().escape_ascii().to_string()));
+        return Err(CmdError::Arity(
+            c.args[0].to_ascii_lowercase().escape_ascii().to_string(),
+        ));
     }
     for pair in c.args[1..].chunks(2) {
         c.put_string(&pair[0], Sds::new(&pair[1]), false);
@@ -254,10 +341,7 @@ fn msetnx(c: &mut Ctx<'_>) -> CmdResult {
         return Err(CmdError::Arity("msetnx".into()));
     }
     let args = c.args;
-    if args[1..]
-        .chunks(2)
-        .any(|p| c.ks.get(c.db, &p[0]).is_some())
-    {
+    if args[1..].chunks(2).any(|p| c.ks.get(c.db, &p[0]).is_some()) {
         return Ok(Frame::Integer(0));
     }
     for pair in args[1..].chunks(2) {
@@ -324,10 +408,13 @@ fn incrbyfloat(c: &mut Ctx<'_>) -> CmdResult {
     let delta = float(&c.args[2])?;
     let new = cur + delta;
     if !new.is_finite() {
-        return Err(CmdError::other("ERR increment would produce NaN or Infinity"));
+        return Err(CmdError::other(
+            "ERR increment would produce NaN or Infinity",
+        ));
     }
     let cur_text: &[u8] = cur_text.as_deref().unwrap_or(b"0");
-    let text = vigil_proto::float::add_decimal(cur_text, &c.args[2]).unwrap_or_else(|| fmt_human(new));
+    let text =
+        vigil_proto::float::add_decimal(cur_text, &c.args[2]).unwrap_or_else(|| fmt_human(new));
     c.put_string(&key, Sds::new(text.as_bytes()), true);
     Ok(bulk(text.as_bytes()))
 }
@@ -403,21 +490,39 @@ mod tests {
             (&["get", "k"], b("v")),
             (&["set", "k", "w", "NX"], Frame::Null),
             (&["set", "k", "w", "XX", "GET"], b("v")),
-            (&["set", "k", "x", "EX", "0"], Frame::error("ERR invalid expire time in 'set' command")),
-            (&["set", "k", "x", "NX", "XX"], Frame::error("ERR syntax error")),
+            (
+                &["set", "k", "x", "EX", "0"],
+                Frame::error("ERR invalid expire time in 'set' command"),
+            ),
+            (
+                &["set", "k", "x", "NX", "XX"],
+                Frame::error("ERR syntax error"),
+            ),
             (&["append", "k", "yz"], i(3)),
             (&["getrange", "k", "-2", "-1"], b("yz")),
             (&["setrange", "k", "5", "!"], i(6)),
             (&["get", "k"], b("wyz\0\0!")),
             (&["incr", "n"], i(1)),
             (&["incrby", "n", "41"], i(42)),
-            (&["decrby", "n", "-9223372036854775808"], Frame::error("ERR decrement would overflow")),
-            (&["incr", "k"], Frame::error("ERR value is not an integer or out of range")),
+            (
+                &["decrby", "n", "-9223372036854775808"],
+                Frame::error("ERR decrement would overflow"),
+            ),
+            (
+                &["incr", "k"],
+                Frame::error("ERR value is not an integer or out of range"),
+            ),
             (&["incrbyfloat", "f", "10.5"], b("10.5")),
             (&["incrbyfloat", "f", "0.1"], b("10.6")),
-            (&["mset", "a", "1", "b"], Frame::error("ERR wrong number of arguments for 'mset' command")),
+            (
+                &["mset", "a", "1", "b"],
+                Frame::error("ERR wrong number of arguments for 'mset' command"),
+            ),
             (&["msetnx", "a", "1", "k", "2"], i(0)),
-            (&["mget", "k", "nope", "n"], Frame::Array(vec![b("wyz\0\0!"), Frame::Null, b("42")])),
+            (
+                &["mget", "k", "nope", "n"],
+                Frame::Array(vec![b("wyz\0\0!"), Frame::Null, b("42")]),
+            ),
             (&["getdel", "n"], b("42")),
             (&["strlen", "n"], i(0)),
         ];

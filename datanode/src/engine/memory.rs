@@ -14,9 +14,9 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use foldhash::fast::{FixedState, RandomState};
 use hashbrown::HashTable;
-use smallvec::SmallVec;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use smallvec::SmallVec;
 use std::hash::BuildHasher;
 
 use super::paged::Paged;
@@ -182,7 +182,9 @@ impl Engine for MemoryEngine {
         let mut evicted = Vec::new();
         let volatile_only = matches!(
             policy,
-            EvictionPolicy::VolatileLru | EvictionPolicy::VolatileRandom | EvictionPolicy::VolatileTtl
+            EvictionPolicy::VolatileLru
+                | EvictionPolicy::VolatileRandom
+                | EvictionPolicy::VolatileTtl
         );
         let mut fruitless = 0;
         let mut start = (now_ms as usize) % SHARDS;
@@ -194,7 +196,11 @@ impl Engine for MemoryEngine {
                 .map(|d| (shard.evict_db + d) % self.dbs)
                 .find(|&d| {
                     let t = &shard.tables[d];
-                    if volatile_only { t.volatile > 0 } else { !t.entries.is_empty() }
+                    if volatile_only {
+                        t.volatile > 0
+                    } else {
+                        !t.entries.is_empty()
+                    }
                 })
             else {
                 fruitless += 1;
@@ -318,9 +324,8 @@ impl Table {
         self.volatile += usize::from(entry.expire_at != 0);
         self.entries.push(entry);
         let entries = &self.entries;
-        self.index.insert_unique(hash, pos, |&i| {
-            hasher.hash_one(&*entries[i as usize].key)
-        });
+        self.index
+            .insert_unique(hash, pos, |&i| hasher.hash_one(&*entries[i as usize].key));
         None
     }
 
@@ -341,8 +346,9 @@ impl Table {
         self.volatile -= usize::from(entry.expire_at != 0);
         if self.index.capacity() > 64 && self.entries.len() < self.index.capacity() / 4 {
             let entries = &self.entries;
-            self.index
-                .shrink_to(entries.len(), |&i| hasher.hash_one(&*entries[i as usize].key));
+            self.index.shrink_to(entries.len(), |&i| {
+                hasher.hash_one(&*entries[i as usize].key)
+            });
         }
         entry
     }
@@ -452,13 +458,17 @@ impl Keyspace for View<'_> {
         if e.is_expired(now) {
             return false;
         }
-        table.volatile = table.volatile + usize::from(expire_at != 0) - usize::from(e.expire_at != 0);
+        table.volatile =
+            table.volatile + usize::from(expire_at != 0) - usize::from(e.expire_at != 0);
         e.expire_at = expire_at;
         true
     }
 
     fn len(&self, db: usize) -> usize {
-        self.guards.iter().map(|(_, s)| s.tables[db].entries.len()).sum()
+        self.guards
+            .iter()
+            .map(|(_, s)| s.tables[db].entries.len())
+            .sum()
     }
 
     fn for_each(&mut self, db: usize, f: &mut dyn FnMut(&Entry)) {
@@ -482,7 +492,11 @@ impl Keyspace for View<'_> {
             let entries = &self.guards[slot].1.tables[db].entries;
             let len = entries.len();
             // `hi_code` 0 starts the shard from its top; otherwise it is one past the next index.
-            let hi = if hi_code == 0 { len } else { (hi_code as usize - 1).min(len) };
+            let hi = if hi_code == 0 {
+                len
+            } else {
+                (hi_code as usize - 1).min(len)
+            };
             let lo = hi.saturating_sub(budget);
             for e in (lo..hi).rev().map(|i| &entries[i]) {
                 if !e.is_expired(now) {
@@ -499,7 +513,11 @@ impl Keyspace for View<'_> {
                 break;
             }
         }
-        if slot >= self.guards.len() { 0 } else { slot as u64 }
+        if slot >= self.guards.len() {
+            0
+        } else {
+            slot as u64
+        }
     }
 
     fn random_key(&mut self, db: usize) -> Option<Sds> {
@@ -591,7 +609,13 @@ mod tests {
             put(&e, &format!("t{i}"), 1500);
             put(&e, &format!("p{i}"), 0);
         }
-        assert_eq!(e.db_size(0), DbSize { keys: 200, expires: 100 });
+        assert_eq!(
+            e.db_size(0),
+            DbSize {
+                keys: 200,
+                expires: 100
+            }
+        );
         e.with_view(2000, Scope::Keys(&[b"t1"]), &mut |ks| {
             assert!(ks.get(0, b"t1").is_none());
         });
@@ -600,7 +624,13 @@ mod tests {
             removed += e.expire_cycle(2000, 1000);
         }
         assert_eq!(removed, 99);
-        assert_eq!(e.db_size(0), DbSize { keys: 100, expires: 0 });
+        assert_eq!(
+            e.db_size(0),
+            DbSize {
+                keys: 100,
+                expires: 0
+            }
+        );
     }
 
     #[test]

@@ -59,7 +59,10 @@ impl Value {
         match self {
             Value::Str(s) => s.heap_size(),
             Value::List(l) => l.iter().map(|e| 24 + e.heap_size()).sum(),
-            Value::Hash(h) => h.iter().map(|(k, v)| 56 + k.heap_size() + v.heap_size()).sum(),
+            Value::Hash(h) => h
+                .iter()
+                .map(|(k, v)| 56 + k.heap_size() + v.heap_size())
+                .sum(),
             Value::Set(s) => s.iter().map(|e| 32 + e.heap_size()).sum(),
             Value::ZSet(z) => z.len() * 96,
         }

@@ -62,7 +62,10 @@ impl<T> Paged<T> {
 
     /// Removes the element at `i`, moving the last element into its place.
     pub fn swap_remove(&mut self, i: usize) -> T {
-        let last_page = self.pages.last_mut().expect("swap_remove on a non-empty sequence");
+        let last_page = self
+            .pages
+            .last_mut()
+            .expect("swap_remove on a non-empty sequence");
         let last = last_page.pop().expect("the last page is never empty");
         if last_page.is_empty() {
             self.pages.pop();
