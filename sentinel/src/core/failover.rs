@@ -17,7 +17,7 @@ use super::action::{AbortReason, Action, ElectionReason, Event};
 use super::election::Election;
 use super::input::{Gossip, NodeInfo, NodeRole};
 use super::timers::Timer;
-use super::types::{ConfigEpoch, GroupName, InfoSeq, NodeId, ReplId, ReplOffset, Term};
+use super::types::{ConfigEpoch, GroupName, InfoSeq, NodeId, ReplId, ReplOffset, RunId, Term};
 
 /// A failover led by this sentinel.
 #[derive(Debug)]
@@ -44,7 +44,12 @@ enum Step {
     /// Reading fresh offsets; only INFO replies with `seq >= fresh` count.
     Select { fresh: InfoSeq },
     /// `REPLICAOF NO ONE` sent; waiting for `role:master` in a reply to a later INFO.
-    Promoting { node: NodeId, fresh: InfoSeq },
+    /// `run_id` is the selected process: the one whose data was checked.
+    Promoting {
+        node: NodeId,
+        fresh: InfoSeq,
+        run_id: RunId,
+    },
     /// Pointing the other nodes at the new master, `parallel_syncs` at a time.
     Reconfiguring {
         master: NodeId,
@@ -202,9 +207,14 @@ impl Sentinel {
             Step::Select { .. } => {
                 self.try_select(now, group, false);
             }
-            Step::Promoting { node: p, fresh } => {
+            Step::Promoting {
+                node: p,
+                fresh,
+                run_id,
+            } => {
                 if *p == node && seq >= *fresh && matches!(role, Some(NodeRole::Master { .. })) {
-                    self.promoted(now, group, node);
+                    let selected = *run_id;
+                    self.promoted(now, group, node, selected);
                 }
             }
             Step::Reconfiguring {
@@ -423,6 +433,7 @@ impl Sentinel {
         f.step = Step::Promoting {
             node: chosen,
             fresh,
+            run_id: chosen_info.run_id,
         };
         f.deadline = now + timeout;
         self.timers.set(
@@ -433,8 +444,20 @@ impl Sentinel {
     }
 
     /// The promoted replica confirmed `role:master`: install the new config.
-    fn promoted(&mut self, now: Instant, group: &GroupName, node: NodeId) {
+    fn promoted(&mut self, now: Instant, group: &GroupName, node: NodeId, selected: RunId) {
         let timeout = self.failover_timeout(group);
+        // The reply that confirmed `role:master` is this epoch's first read of the new master:
+        // its history starts the new lineage (as it would at the next INFO, which may never
+        // come as a master's if a stale leader demotes it at once). Only if it comes from the
+        // process that was selected: one that restarted since (perhaps empty) holds data
+        // nobody checked, and is left to the usual reads.
+        let seed: Vec<(ReplId, ReplOffset)> = self
+            .nodes
+            .get(&node)
+            .and_then(|v| v.info.as_ref())
+            .filter(|(i, _, _)| i.run_id == selected)
+            .map(|(i, _, _)| master_history(i))
+            .unwrap_or_default();
         let g = self.groups.get_mut(group).expect("caller found the group");
         let f = g.failover.as_ref().expect("caller found the failover");
         let epoch = ConfigEpoch::of_term(f.term);
@@ -448,6 +471,7 @@ impl Sentinel {
         g.disagree_since.clear();
         g.convergence_check = None;
         g.durable.lineage.clear();
+        super::monitor::merge_lineage(&mut g.durable.lineage, seed.iter().copied());
         let mut pending: Vec<NodeId> = g.durable.replicas.iter().copied().collect();
         // The old master of a switchover is healthy and paused: demote it first.
         pending.sort_by_key(|n| *n != old);
@@ -477,6 +501,7 @@ impl Sentinel {
             group: group.clone(),
             epoch,
             master: node,
+            lineage: seed,
         });
         self.after_master_change(now, group, old);
         self.advance_reconfiguration(now, group);
@@ -499,10 +524,17 @@ impl Sentinel {
             node: master,
             epoch,
         });
+        let lineage = self.groups[group]
+            .durable
+            .lineage
+            .iter()
+            .map(|(id, at)| (*id, *at))
+            .collect();
         self.broadcast(Gossip::Config {
             group: group.clone(),
             epoch,
             master,
+            lineage,
         });
         self.after_master_change(now, group, master);
     }
@@ -663,6 +695,16 @@ impl Sentinel {
     }
 }
 
+/// The history a node that reports itself master holds: its id, and the one it continued from
+/// up to where it did.
+pub(super) fn master_history(i: &NodeInfo) -> Vec<(ReplId, ReplOffset)> {
+    let mut h = vec![(i.replid, ReplOffset(u64::MAX))];
+    if i.replid2 != ReplId::default() {
+        h.push((i.replid2, i.replid2_until));
+    }
+    h
+}
+
 /// Extends `lineage` (each replication id with the offset up to which its data is the
 /// configured master's data) with what the history `edges` (`(child, parent, offset)`: the
 /// child's data up to `offset` is the parent's) prove, to a fixed point: an edge shares its
@@ -674,7 +716,7 @@ impl Sentinel {
 /// because a master accepts writes only under a lease majority, and a sentinel grants a lease
 /// only once the master's current id is in its durable lineage (`maybe_grant_lease`), which
 /// its vote hands to the leader: every id holding acknowledged writes reaches the leader.
-fn extend_lineage(
+pub(super) fn extend_lineage(
     lineage: &mut BTreeMap<ReplId, ReplOffset>,
     edges: &BTreeSet<(ReplId, ReplId, ReplOffset)>,
 ) {
@@ -712,7 +754,7 @@ fn extend_lineage(
 /// a foreign write at `u + 1`, and, a log being one history, only foreign writes after it:
 /// it is decisive. A node whose data goes past its credit under histories the lineage does
 /// not place may hold acknowledged writes this sentinel cannot see: it is not.
-fn credit(
+pub(super) fn credit(
     lineage: &BTreeMap<ReplId, ReplOffset>,
     edges: &BTreeSet<(ReplId, ReplId, ReplOffset)>,
     i: &NodeInfo,

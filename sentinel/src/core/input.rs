@@ -190,6 +190,11 @@ pub enum Gossip {
         epoch: ConfigEpoch,
         /// Its master.
         master: NodeId,
+        /// What the sender knows of that master's history (`DurableGroup::lineage` of this
+        /// epoch): the promoting leader read it in the reply that confirmed the promotion, and
+        /// the other sentinels may never read it as a master (a stale leader can demote it at
+        /// once), yet a later leader must compare replicas along it.
+        lineage: Vec<(ReplId, ReplOffset)>,
     },
     /// Before reconfiguring a data node that disagrees with its config, a sentinel asks every
     /// voter, after the INFO it acts on, whether it knows a newer config for the group, or is

@@ -158,12 +158,27 @@ impl Sentinel {
         // Only replicas that answer count: the last INFO of a dead one (often the old master
         // itself) says nothing about whether an empty master is worse than what is left, and
         // counting it would fail over from one knowingly promoted empty node to the next.
+        // Once this epoch's master history is known, only data on it counts: a stale branch
+        // (an old master of an earlier epoch holding writes nobody acknowledged) is no sign
+        // that the master lost anything, and no failover could promote it over the master
+        // anyway, so counting it failed the group over for ever (1108598).
+        let mut lineage = group.durable.lineage.clone();
+        super::failover::extend_lineage(&mut lineage, &group.edges);
+        let holds_data = |i: &NodeInfo| {
+            if lineage.is_empty() {
+                i.offset.0 > 0
+            } else {
+                super::failover::credit(&lineage, &group.edges, i)
+                    .0
+                    .is_some_and(|c| c.0 > 0)
+            }
+        };
         let replicas_have_data = group.durable.replicas.iter().any(|r| {
             self.nodes
                 .get(r)
                 .filter(|v| !v.down)
                 .and_then(|v| v.info.as_ref())
-                .is_some_and(|(i, _, _)| i.offset.0 > 0)
+                .is_some_and(|(i, _, _)| holds_data(i))
         });
         if is_master && info.empty && (restarted || replicas_have_data) {
             let view = self.nodes.get_mut(&node).expect("view looked up above");
@@ -511,7 +526,7 @@ impl Sentinel {
         master: NodeId,
         id: u64,
     ) {
-        self.adopt_config(now, group, epoch, master);
+        self.adopt_config(now, group, epoch, master, Vec::new());
         let Some(g) = self.groups.get(group) else {
             return;
         };
@@ -558,7 +573,7 @@ impl Sentinel {
         if epoch > check.epoch {
             // Our config is behind: the newer one wins, and the check is void.
             g.convergence_check = None;
-            self.adopt_config(now, group, epoch, master);
+            self.adopt_config(now, group, epoch, master, Vec::new());
             return;
         }
         if fenced {

@@ -14,7 +14,7 @@ use super::action::{AbortReason, ElectionReason, Event};
 use super::election::Election;
 use super::input::Gossip;
 use super::timers::Timer;
-use super::types::{ConfigEpoch, GroupName, NodeId, SentinelId};
+use super::types::{ConfigEpoch, GroupName, NodeId, ReplId, ReplOffset, SentinelId};
 
 impl Sentinel {
     pub(super) fn handle_gossip(&mut self, now: Instant, from: SentinelId, msg: Gossip) {
@@ -49,7 +49,8 @@ impl Sentinel {
                 group,
                 epoch,
                 master,
-            } => self.adopt_config(now, &group, epoch, master),
+                lineage,
+            } => self.adopt_config(now, &group, epoch, master, lineage),
             Gossip::ConfigQuery {
                 group,
                 epoch,
@@ -67,12 +68,18 @@ impl Sentinel {
                         continue;
                     };
                     if epoch > mine.0 {
-                        self.adopt_config(now, &group, epoch, master);
+                        self.adopt_config(now, &group, epoch, master, Vec::new());
                     } else if epoch < mine.0 {
                         // The peer is behind: tell it at once rather than at our next heartbeat.
                         self.emit(crate::core::Action::SendGossip {
                             to: from,
                             msg: Gossip::Config {
+                                lineage: self.groups[&group]
+                                    .durable
+                                    .lineage
+                                    .iter()
+                                    .map(|(id, at)| (*id, *at))
+                                    .collect(),
                                 group,
                                 epoch: mine.0,
                                 master: mine.1,
@@ -113,18 +120,28 @@ impl Sentinel {
         }
     }
 
-    /// Installs `(epoch, master)` for `group` if it is newer than ours.
+    /// Installs `(epoch, master)` for `group` if it is newer than ours, with what the sender
+    /// knows of that master's history (`lineage`, of the same epoch: merged into ours when we
+    /// already have the config).
     pub(super) fn adopt_config(
         &mut self,
         now: Instant,
         group: &GroupName,
         epoch: ConfigEpoch,
         master: NodeId,
+        lineage: Vec<(ReplId, ReplOffset)>,
     ) {
-        let Some(g) = self.groups.get(group) else {
+        let Some(g) = self.groups.get_mut(group) else {
             return;
         };
-        if epoch < g.durable.epoch || (epoch == g.durable.epoch && master == g.durable.master) {
+        if epoch == g.durable.epoch && master == g.durable.master {
+            if super::monitor::merge_lineage(&mut g.durable.lineage, lineage) {
+                // Durable before the next lease grant, which waits for this `Persist`.
+                self.persist();
+            }
+            return;
+        }
+        if epoch < g.durable.epoch {
             return;
         }
         if epoch == g.durable.epoch {
@@ -168,6 +185,7 @@ impl Sentinel {
         g.disagree_since.clear();
         g.convergence_check = None;
         g.durable.lineage.clear();
+        super::monitor::merge_lineage(&mut g.durable.lineage, lineage);
         if !g.is_fenced() {
             g.fenced_since = None;
         }

@@ -248,6 +248,7 @@ fn a_newer_config_wins_and_is_persisted_before_it_is_published() {
         group: group(),
         epoch: ConfigEpoch(3),
         master: R,
+        lineage: Vec::new(),
     };
     s.handle(
         t0,
@@ -280,6 +281,7 @@ fn a_newer_config_wins_and_is_persisted_before_it_is_published() {
         group: group(),
         epoch: ConfigEpoch(2),
         master: M,
+        lineage: Vec::new(),
     };
     s.handle(t0, Input::GossipReceived { from: S3, msg: old });
     assert_eq!(decisions(&mut s), vec![]);
@@ -471,4 +473,81 @@ fn a_newer_config_in_an_answer_is_adopted_instead_of_reconfiguring() {
             .any(|a| matches!(a, Action::Reconfigure { .. })),
         "the void check reconfigured a node"
     );
+}
+
+/// The master of a new config answers empty while the old master answers with data: the
+/// master lost its data only if that data lies on the master's history (the lineage the
+/// config came with), not if it is a stale branch of an earlier epoch (1108598).
+#[test]
+fn an_empty_master_is_taken_for_restarted_only_if_a_replica_holds_its_history() {
+    let info = |role: NodeRole, replid: u64, offset: u64| NodeInfo {
+        run_id: RunId(replid),
+        role,
+        replid: ReplId(replid),
+        replid2: ReplId::default(),
+        replid2_until: ReplOffset(0),
+        offset: ReplOffset(offset),
+        priority: Priority(100),
+        dc: None,
+        empty: offset == 0,
+    };
+    let master = || NodeRole::Master {
+        replicas: Vec::new(),
+    };
+    let reply = ProbeReply {
+        status: ProbeStatus::Pong,
+        clock: None,
+    };
+    // R became the master of epoch 3 (id 20) holding history 10 up to offset 5, and now
+    // answers empty; M, the old master, holds one write under history `stale`: one of R's
+    // writes (10), or a branch nobody acknowledged (30).
+    for (stale, restarted) in [(30, false), (10, true)] {
+        let (mut s, t0) = sentinel();
+        let msg = Gossip::Config {
+            group: group(),
+            epoch: ConfigEpoch(3),
+            master: R,
+            lineage: vec![
+                (ReplId(20), ReplOffset(u64::MAX)),
+                (ReplId(10), ReplOffset(5)),
+            ],
+        };
+        s.handle(t0, Input::GossipReceived { from: S2, msg });
+        for node in [M, R] {
+            s.handle(t0, Input::NodeReplied { node, reply });
+        }
+        let seq = InfoSeq(1000);
+        s.handle(
+            t0,
+            Input::InfoReceived {
+                node: M,
+                seq,
+                info: info(master(), stale, 1),
+            },
+        );
+        s.handle(
+            t0,
+            Input::InfoReceived {
+                node: R,
+                seq,
+                info: info(master(), 20, 0),
+            },
+        );
+        // Confirm every persist, so that the events held behind them come out.
+        let mut flagged = false;
+        loop {
+            let actions = decisions(&mut s);
+            if actions.is_empty() {
+                break;
+            }
+            for a in actions {
+                match a {
+                    Action::Persist(d) => s.handle(t0, Input::Persisted { version: d.version }),
+                    Action::Publish(Event::RestartedEmpty { node }) => flagged |= node == R,
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(flagged, restarted, "old master under history {stale}");
+    }
 }
