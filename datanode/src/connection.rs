@@ -153,15 +153,8 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, handle: Arc<ClientHan
             );
             return;
         }
-        if !out.is_empty() {
-            match stream.try_write(&out) {
-                Ok(n) => {
-                    out.advance(n);
-                    shared.stats.net_out.fetch_add(n as u64, Ordering::Relaxed);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(_) => return,
-            }
+        if !out.is_empty() && !write_some(&stream, &mut out, &shared) {
+            return;
         }
         if more {
             tokio::task::yield_now().await;
@@ -198,15 +191,8 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, handle: Arc<ClientHan
                         Err(_) => return,
                     }
                 }
-                if ready.is_writable() && !out.is_empty() {
-                    match stream.try_write(&out) {
-                        Ok(n) => {
-                            out.advance(n);
-                            shared.stats.net_out.fetch_add(n as u64, Ordering::Relaxed);
-                        }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                        Err(_) => return,
-                    }
+                if ready.is_writable() && !out.is_empty() && !write_some(&stream, &mut out, &shared) {
+                    return;
                 }
             }
             Some((frame, size)) = push_rx.recv() => {
@@ -324,6 +310,18 @@ fn over_output_limit(
     }
     *soft_since = None;
     false
+}
+
+/// Writes as much of `out` as the socket takes without blocking; false when the peer is gone.
+fn write_some(stream: &TcpStream, out: &mut BytesMut, shared: &Shared) -> bool {
+    match stream.try_write(out) {
+        Ok(n) => {
+            out.advance(n);
+            shared.stats.net_out.fetch_add(n as u64, Ordering::Relaxed);
+            true
+        }
+        Err(e) => e.kind() == ErrorKind::WouldBlock,
+    }
 }
 
 /// Writes what is pending (for at most a second: the peer may not be reading) and closes.
