@@ -73,24 +73,13 @@ macro_rules! typed_access {
 
         /// The value at `key`, created empty if missing; `WRONGTYPE` for another type.
         pub fn $create(&mut self, key: &[u8]) -> Result<&mut $ty, CmdError> {
-            let exists = match self.ks.get(self.db, key) {
-                None => false,
-                Some(Entry {
-                    value: Value::$variant(_),
-                    ..
-                }) => true,
-                Some(_) => return Err(CmdError::WrongType),
-            };
-            if !exists {
-                self.ks
-                    .insert(self.db, Entry::new(key, Value::$variant(Box::new($new))));
-            }
-            match self.ks.get(self.db, key) {
-                Some(Entry {
+            let make = &mut || Value::$variant(Box::new($new));
+            match self.ks.get_or_insert(self.db, key, make) {
+                Entry {
                     value: Value::$variant(v),
                     ..
-                }) => Ok(&mut **v),
-                _ => unreachable!("the value was just checked or inserted under the same lock"),
+                } => Ok(&mut **v),
+                _ => Err(CmdError::WrongType),
             }
         }
     };

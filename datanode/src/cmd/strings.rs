@@ -388,12 +388,18 @@ fn incr(c: &mut Ctx<'_>) -> CmdResult {
             -d
         }
     };
-    let cur = match c.string(&key)? {
-        Some(s) => int(&s)?,
-        None => 0,
+    // One lookup, updated in place (the expiry stays): a missing key counts from "0".
+    let make = &mut || Value::Str(Sds::new(b"0"));
+    let Entry {
+        value: Value::Str(cur),
+        ..
+    } = c.ks.get_or_insert(c.db, &key, make)
+    else {
+        return Err(CmdError::WrongType);
     };
-    let new = cur.checked_add(delta).ok_or(CmdError::Overflow)?;
-    c.put_string(&key, Sds::from_i64(new), true);
+    let new = int(cur)?.checked_add(delta).ok_or(CmdError::Overflow)?;
+    *cur = Sds::from_i64(new);
+    c.dirty += 1;
     Ok(Frame::Integer(new))
 }
 

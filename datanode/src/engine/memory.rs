@@ -20,7 +20,9 @@ use smallvec::SmallVec;
 use std::hash::BuildHasher;
 
 use super::paged::Paged;
-use super::{DbSize, DeletionHook, Engine, EngineStats, Entry, EvictionPolicy, Keyspace, Scope};
+use super::{
+    DbSize, DeletionHook, Engine, EngineStats, Entry, EvictionPolicy, Keyspace, Scope, Value,
+};
 use crate::sds::Sds;
 
 /// Number of shards. Far above the core count so that two multi-key commands (an MSET of ten
@@ -363,26 +365,37 @@ struct View<'a> {
 }
 
 impl View<'_> {
-    fn shard(&mut self, key: &[u8]) -> &mut Shard {
+    /// Position in `guards` of the shard that holds `key`.
+    fn guard_pos(&self, key: &[u8]) -> usize {
         let id = self.engine.shard_of(key);
-        let pos = if self.guards.len() == SHARDS {
-            id
-        } else {
-            self.guards
-                .iter()
-                .position(|(i, _)| *i == id)
-                .expect("a command only touches keys it declared, so their shards are locked")
-        };
+        if self.guards.len() == SHARDS {
+            return id;
+        }
+        self.guards
+            .iter()
+            .position(|(i, _)| *i == id)
+            .expect("a command only touches keys it declared, so their shards are locked")
+    }
+
+    fn shard(&mut self, key: &[u8]) -> &mut Shard {
+        let pos = self.guard_pos(key);
         &mut self.guards[pos].1
     }
 
     /// Finds a live entry, applying lazy expiry; `touch` updates LRU and hit counters.
     fn lookup(&mut self, db: usize, key: &[u8], touch: bool) -> Option<&mut Entry> {
+        let (g, i) = self.lookup_pos(db, key, touch)?;
+        Some(&mut self.guards[g].1.tables[db].entries[i])
+    }
+
+    /// `lookup`, returning the live entry's guard position and index instead of a borrow.
+    fn lookup_pos(&mut self, db: usize, key: &[u8], touch: bool) -> Option<(usize, usize)> {
         let engine = self.engine;
         let now = self.now_ms;
         let lru = self.lru;
         let delete = self.delete_expired;
-        let shard = self.shard(key);
+        let g = self.guard_pos(key);
+        let shard: &mut Shard = &mut self.guards[g].1;
         let hash = shard.hasher.hash_one(key);
         let table = &mut shard.tables[db];
         let Some(i) = table.find(hash, key) else {
@@ -406,7 +419,7 @@ impl View<'_> {
             shard.stats.keyspace_hits += 1;
             table.entries[i].lru = lru;
         }
-        Some(&mut shard.tables[db].entries[i])
+        Some((g, i))
     }
 }
 
@@ -417,6 +430,29 @@ impl Keyspace for View<'_> {
 
     fn get(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
         self.lookup(db, key, true)
+    }
+
+    fn get_or_insert(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        make: &mut dyn FnMut() -> Value,
+    ) -> &mut Entry {
+        if let Some((g, i)) = self.lookup_pos(db, key, true) {
+            return &mut self.guards[g].1.tables[db].entries[i];
+        }
+        let mut entry = Entry::new(key, make());
+        entry.lru = self.lru;
+        let g = self.guard_pos(key);
+        let shard: &mut Shard = &mut self.guards[g].1;
+        let hash = shard.hasher.hash_one(key);
+        let table = &mut shard.tables[db];
+        // Replaces a logically expired entry a replica keeps; appends otherwise.
+        table.insert(hash, entry, &shard.hasher);
+        let i = table
+            .find(hash, key)
+            .expect("the entry was inserted under the same lock");
+        &mut table.entries[i]
     }
 
     fn peek(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {

@@ -252,6 +252,14 @@ pub trait Keyspace {
     /// The live entry for `key`, updating its LRU clock and the hit/miss counters.
     fn get(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry>;
 
+    /// The live entry for `key`, created from `make()` when missing: one lookup when it exists.
+    fn get_or_insert(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        make: &mut dyn FnMut() -> Value,
+    ) -> &mut Entry;
+
     /// Like `get` but without touching the LRU clock or counters (`TYPE`, `EXISTS`-like uses).
     fn peek(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry>;
 
