@@ -8,7 +8,7 @@
 //! Invariant: `parse` checks every size against the blob before reading, so any input yields
 //! either the elements or an error.
 
-use super::{BlobError, Elem};
+use super::{BlobError, Elem, check_total};
 
 const KIND: &str = "listpack";
 const HEADER: usize = 6;
@@ -18,21 +18,7 @@ const UNKNOWN_COUNT: usize = u16::MAX as usize;
 /// The elements of a listpack, validated: total size, sizes of every entry, back-lengths, end
 /// marker and element count.
 pub fn parse(blob: &[u8]) -> Result<Vec<Elem<'_>>, BlobError> {
-    if blob.len() < HEADER + 1 {
-        return Err(BlobError::new(
-            KIND,
-            0,
-            format!("only {} bytes", blob.len()),
-        ));
-    }
-    let total = u32::from_le_bytes([blob[0], blob[1], blob[2], blob[3]]) as usize;
-    if total != blob.len() {
-        return Err(BlobError::new(
-            KIND,
-            0,
-            format!("header says {total} bytes, the blob has {}", blob.len()),
-        ));
-    }
+    check_total(KIND, blob, HEADER)?;
     let count = usize::from(u16::from_le_bytes([blob[4], blob[5]]));
     let last = blob.len() - 1;
     if blob[last] != END {

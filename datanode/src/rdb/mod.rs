@@ -198,6 +198,27 @@ pub struct BlobError {
     pub what: String,
 }
 
+/// Checks the 32-bit little-endian total size that opens a listpack or a ziplist of `header`
+/// bytes: the blob must be at least the header plus its end marker, and exactly that long.
+pub(crate) fn check_total(kind: &'static str, blob: &[u8], header: usize) -> Result<(), BlobError> {
+    if blob.len() < header + 1 {
+        return Err(BlobError::new(
+            kind,
+            0,
+            format!("only {} bytes", blob.len()),
+        ));
+    }
+    let total = u32::from_le_bytes([blob[0], blob[1], blob[2], blob[3]]) as usize;
+    if total != blob.len() {
+        return Err(BlobError::new(
+            kind,
+            0,
+            format!("header says {total} bytes, the blob has {}", blob.len()),
+        ));
+    }
+    Ok(())
+}
+
 impl BlobError {
     pub(crate) fn new(kind: &'static str, at: usize, what: impl Into<String>) -> BlobError {
         BlobError {

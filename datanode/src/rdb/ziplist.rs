@@ -9,7 +9,7 @@
 //! Invariant: `parse` checks every size against the blob before reading, and checks the
 //! previous-entry sizes and the tail offset, so any input yields either the elements or an error.
 
-use super::{BlobError, Elem};
+use super::{BlobError, Elem, check_total};
 
 const KIND: &str = "ziplist";
 const HEADER: usize = 10;
@@ -19,21 +19,7 @@ const UNKNOWN_COUNT: usize = u16::MAX as usize;
 
 /// The elements of a ziplist, validated.
 pub fn parse(blob: &[u8]) -> Result<Vec<Elem<'_>>, BlobError> {
-    if blob.len() < HEADER + 1 {
-        return Err(BlobError::new(
-            KIND,
-            0,
-            format!("only {} bytes", blob.len()),
-        ));
-    }
-    let total = u32::from_le_bytes([blob[0], blob[1], blob[2], blob[3]]) as usize;
-    if total != blob.len() {
-        return Err(BlobError::new(
-            KIND,
-            0,
-            format!("header says {total} bytes, the blob has {}", blob.len()),
-        ));
-    }
+    check_total(KIND, blob, HEADER)?;
     let tail = u32::from_le_bytes([blob[4], blob[5], blob[6], blob[7]]) as usize;
     let count = usize::from(u16::from_le_bytes([blob[8], blob[9]]));
     let last = blob.len() - 1;
