@@ -188,19 +188,8 @@ impl Session {
     /// Runs one request.
     pub fn execute(&mut self, args: Vec<Bytes>) -> Outcome {
         self.commands += 1;
-        let exec = is(&args[0], "EXEC");
-        let mut outcome = self.dispatch(args, false);
-        // Error texts may quote arguments; like Redis, never let them break the protocol line.
-        match &mut outcome {
-            Outcome::Reply(f) | Outcome::Close(f) => {
-                sanitize_error(f);
-                if let (true, Frame::Array(items)) = (exec, f) {
-                    items.iter_mut().for_each(sanitize_error);
-                }
-            }
-            Outcome::Many(fs) => fs.iter_mut().for_each(sanitize_error),
-            _ => {}
-        }
+        // Error texts may quote arguments; the RESP encoder turns CR and LF in them into spaces.
+        let outcome = self.dispatch(args, false);
         if let Outcome::Reply(Frame::Error(_)) = &outcome {
             self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -1904,20 +1893,6 @@ fn subcommand_error(name: &str, args: &[Bytes]) -> Option<CmdError> {
         n >= -*arity
     };
     (!ok).then(|| sub_arity(name, sub))
-}
-
-/// Replaces CR and LF in an error reply with spaces, as Redis' `addReplyErrorLength` callers do:
-/// an error is one protocol line, and its text may quote client arguments.
-fn sanitize_error(f: &mut Frame) {
-    if let Frame::Error(text) = f {
-        if text.iter().any(|&c| c == b'\r' || c == b'\n') {
-            let clean: Vec<u8> = text
-                .iter()
-                .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c })
-                .collect();
-            *text = Bytes::from(clean);
-        }
-    }
 }
 
 /// Redis' arity error for a subcommand, such as `'client|setname'`.
