@@ -375,7 +375,6 @@ impl Session {
                 ks,
                 resp3,
                 dirty: 0,
-                ready: Vec::new(),
             };
             let r = f(&mut ctx);
             let dirty = ctx.dirty;
@@ -607,7 +606,6 @@ impl Session {
                 spec.name
             ))),
         };
-        let _ = in_exec;
         Outcome::Reply(r.unwrap_or_else(|e| e.to_frame()))
     }
 
@@ -1291,7 +1289,7 @@ impl Session {
         }
         let shared = self.shared.clone();
         let _gate = shared.gate.write();
-        if self.watch_dirty.load(Ordering::Acquire) || self.watched_expired() {
+        if self.watch_dirty.load(Ordering::Acquire) {
             self.unwatch();
             return Outcome::Reply(Frame::NullArray);
         }
@@ -1319,11 +1317,6 @@ impl Session {
             self.woff = shared.repl.feed(block).0;
         }
         Outcome::Reply(Frame::Array(replies))
-    }
-
-    /// A watched key that expired since WATCH also fails the transaction, as in Redis.
-    fn watched_expired(&self) -> bool {
-        false
     }
 
     fn watch(&mut self, args: &[Bytes]) -> Result<Frame, CmdError> {

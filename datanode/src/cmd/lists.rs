@@ -136,7 +136,6 @@ fn push(c: &mut Ctx<'_>, end: End, only_existing: bool) -> CmdResult {
     }
     let len = list.len();
     c.dirty += (args.len() - 2) as u64;
-    c.ready.push(key.clone());
     Ok(Frame::Integer(len as i64))
 }
 
@@ -411,7 +410,6 @@ fn move_one(c: &mut Ctx<'_>, from: End, to: End) -> CmdResult {
     // After the push, so a one-element rotation does not delete the key it is pushing to.
     c.drop_if_empty(src);
     c.dirty += 1;
-    c.ready.push(dst.clone());
     Ok(reply)
 }
 
@@ -659,7 +657,6 @@ mod tests {
                 ks,
                 resp3: false,
                 dirty: 0,
-                ready: Vec::new(),
             };
             let r = f(&mut ctx);
             out = Some((r, ctx.dirty));

@@ -172,8 +172,6 @@ pub struct Ctx<'a> {
     pub resp3: bool,
     /// Number of keys changed, for `rdb_changes_since_last_save`.
     pub dirty: u64,
-    /// Keys that a blocked client may now be served from (set by pushes).
-    pub ready: Vec<Bytes>,
 }
 
 impl Ctx<'_> {
@@ -360,7 +358,6 @@ pub(crate) mod testutil {
                 ks,
                 resp3: false,
                 dirty: 0,
-                ready: Vec::new(),
             };
             out = f(&mut ctx).unwrap_or_else(|e| e.to_frame());
         });

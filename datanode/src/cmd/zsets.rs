@@ -1377,7 +1377,6 @@ pub(crate) mod tests {
                 ks,
                 resp3: true,
                 dirty: 0,
-                ready: Vec::new(),
             };
             out = f(&mut ctx).unwrap_or_else(|e| e.to_frame());
         });
