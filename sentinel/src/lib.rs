@@ -18,7 +18,11 @@
 //! - No config epoch or term ever goes down, in memory or on disk.
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod core;
+pub mod gossip;
+pub mod nodes;
+pub mod tls;
 
 #[cfg(test)]
 mod sim;
