@@ -22,6 +22,8 @@ pub mod backend;
 pub mod core;
 pub mod gossip;
 pub mod nodes;
+pub mod settings;
+pub mod state;
 pub mod tls;
 
 #[cfg(test)]

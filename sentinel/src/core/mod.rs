@@ -68,6 +68,31 @@ pub struct Sentinel {
     last_heard: BTreeMap<SentinelId, Instant>,
 }
 
+/// A read-only summary of one group, as `Sentinel::group_view` reports it.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct GroupView {
+    /// The group.
+    pub name: GroupName,
+    /// The config epoch of `master`.
+    pub epoch: ConfigEpoch,
+    /// The master of the winning config.
+    pub master: NodeId,
+    /// The known replicas.
+    pub replicas: Vec<NodeId>,
+    /// The highest term known.
+    pub term: Term,
+    /// The group's quorum.
+    pub quorum: Quorum,
+    /// This sentinel sees the master subjectively down.
+    pub master_down: bool,
+    /// The master is objectively down.
+    pub odown: bool,
+    /// This sentinel leads a failover of the group now.
+    pub failing_over: bool,
+    /// Automatic failover is paused (maintenance).
+    pub paused: bool,
+}
+
 /// Per-group state, durable and volatile.
 #[derive(Debug)]
 struct Group {
@@ -210,6 +235,45 @@ impl Sentinel {
     /// Whether this sentinel is leading a failover of `group` right now.
     pub fn is_failing_over(&self, group: &GroupName) -> bool {
         self.groups.get(group).is_some_and(|g| g.failover.is_some())
+    }
+
+    /// What this sentinel believes of `group` now, for queries (control API, RESP port).
+    pub fn group_view(&self, group: &GroupName) -> Option<GroupView> {
+        let g = self.groups.get(group)?;
+        let master = g.durable.master;
+        Some(GroupView {
+            name: group.clone(),
+            epoch: g.durable.epoch,
+            master,
+            replicas: g
+                .durable
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| *r != master)
+                .collect(),
+            term: g.durable.term,
+            quorum: g.cfg.quorum,
+            master_down: self.nodes.get(&master).is_some_and(|v| v.down),
+            odown: g.odown,
+            failing_over: g.failover.is_some(),
+            paused: g.paused,
+        })
+    }
+
+    /// The names of every monitored group.
+    pub fn group_names(&self) -> Vec<GroupName> {
+        self.groups.keys().cloned().collect()
+    }
+
+    /// Whether this sentinel sees `node` subjectively down.
+    pub fn node_down(&self, node: NodeId) -> bool {
+        self.nodes.get(&node).is_some_and(|v| v.down)
+    }
+
+    /// The voter set.
+    pub fn voters(&self) -> &BTreeSet<SentinelId> {
+        &self.voters
     }
 
     /// The durable state as it is in memory now (persisted or about to be).
