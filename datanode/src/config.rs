@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::engine::EvictionPolicy;
+use crate::fencing::WriteFencing;
 
 /// Output buffer limit of one client class, as `client-output-buffer-limit` sets it.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -86,6 +87,12 @@ pub struct Config {
     pub replica_announce_port: u16,
     /// Persistence: RDB snapshots and the append-only file (`save`, `appendonly`, …).
     pub persist: crate::persist::PersistConfig,
+    /// When client writes on a master need a majority of sentinels' write leases
+    /// (`write-fencing`: `off`, `auto` = from the first `VIGIL LEASE`, `on` = from start).
+    pub write_fencing: WriteFencing,
+    /// Data-center label sentinels read from `INFO server` (`vigil_dc`) for DC-aware promotion
+    /// (`dc`); empty means none. At most 64 characters of `A-Z a-z 0-9 . _ -`.
+    pub dc: String,
 }
 
 impl Default for Config {
@@ -137,6 +144,8 @@ impl Default for Config {
             replica_announce_ip: String::new(),
             replica_announce_port: 0,
             persist: crate::persist::PersistConfig::default(),
+            write_fencing: WriteFencing::Auto,
+            dc: String::new(),
         }
     }
 }
@@ -177,6 +186,9 @@ pub enum ConfigError {
     /// An unknown parameter.
     #[error("unknown parameter '{0}'")]
     Unknown(String),
+    /// `dc` longer than 64 characters or with characters outside `A-Z a-z 0-9 . _ -`.
+    #[error("dc must be at most 64 characters of A-Z a-z 0-9 . _ -, got '{0}'")]
+    Dc(String),
     /// A parameter that cannot change while running.
     #[error("parameter '{0}' can't be changed at runtime")]
     Immutable(String),
@@ -199,6 +211,14 @@ impl Config {
         }
         if !(1..=64).contains(&self.maxmemory_samples) {
             return Err(ConfigError::Samples(self.maxmemory_samples));
+        }
+        let dc_ok = self.dc.len() <= 64
+            && self
+                .dc
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+        if !dc_ok {
+            return Err(ConfigError::Dc(self.dc.clone()));
         }
         self.persist.validate()
     }
@@ -294,6 +314,8 @@ impl Config {
             ("hash-max-listpack-entries", "512".into()),
             ("set-max-intset-entries", "512".into()),
             ("zset-max-listpack-entries", "128".into()),
+            ("write-fencing", self.write_fencing.as_str().into()),
+            ("dc", self.dc.clone()),
         ]
         .into_iter()
         // Persistence parameters (`save`, `appendonly`, …) come from their own module.
@@ -406,6 +428,11 @@ impl Config {
                 // Accepted for compatibility: the backlog is kept while the node runs, and a
                 // replica always loads through memory (never a half-loaded keyspace).
             }
+            "write-fencing" => {
+                next.write_fencing =
+                    WriteFencing::parse(value).ok_or_else(|| invalid(NOT_FENCING))?
+            }
+            "dc" => next.dc = value.to_string(),
             "replicaof" | "slaveof" => return Err(ConfigError::Immutable(name)),
             "notify-keyspace-events"
             | "tcp-keepalive"
@@ -426,6 +453,9 @@ impl Config {
         Ok(())
     }
 }
+
+/// Why a `write-fencing` value does not parse.
+const NOT_FENCING: &str = "argument must be one of the following: off, auto, on";
 
 /// Why a yes/no parameter does not parse, in Redis' words.
 const NOT_BOOL: &str = "argument must be 'yes' or 'no'";
@@ -500,5 +530,26 @@ mod tests {
         .unwrap();
         assert_eq!(c.output_normal.hard, 1024 * 1024);
         assert_eq!(c.output_pubsub.soft_seconds, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn write_fencing_and_dc_are_settable_and_checked() {
+        let mut c = Config::default();
+        assert_eq!(c.write_fencing, WriteFencing::Auto);
+        c.set_param("write-fencing", "ON").unwrap();
+        assert_eq!(c.write_fencing, WriteFencing::On);
+        assert!(matches!(
+            c.set_param("write-fencing", "maybe"),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert_eq!(c.write_fencing, WriteFencing::On);
+        c.set_param("dc", "eu-west-1a").unwrap();
+        assert_eq!(c.dc, "eu-west-1a");
+        assert_eq!(c.set_param("dc", "a b"), Err(ConfigError::Dc("a b".into())));
+        assert!(c.set_param("dc", &"x".repeat(65)).is_err());
+        assert_eq!(c.dc, "eu-west-1a");
+        let params = c.params();
+        assert!(params.contains(&("write-fencing", "on".into())));
+        assert!(params.contains(&("dc", "eu-west-1a".into())));
     }
 }

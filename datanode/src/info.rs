@@ -75,6 +75,9 @@ fn server(s: &Shared, o: &mut String) -> R {
     writeln!(o, "multiplexing_api:epoll\r")?;
     writeln!(o, "process_id:{}\r", std::process::id())?;
     writeln!(o, "run_id:{}\r", s.run_id)?;
+    if !cfg.dc.is_empty() {
+        writeln!(o, "vigil_dc:{}\r", cfg.dc)?;
+    }
     writeln!(o, "tcp_port:{}\r", s.addr.port())?;
     writeln!(o, "server_time_usec:{}\r", unix_ms() * 1000)?;
     writeln!(o, "uptime_in_seconds:{up}\r")?;
@@ -187,7 +190,13 @@ fn stats(s: &Shared, o: &mut String) -> R {
 
 fn replication(s: &Shared, o: &mut String) -> R {
     let cfg = s.config().clone();
-    s.repl.render_info(&cfg, o)
+    s.repl.render_info(&cfg, o)?;
+    // Write fencing, after Redis' own fields.
+    let f = s.fencing.status();
+    writeln!(o, "vigil_write_fencing:{}\r", f.mode.as_str())?;
+    writeln!(o, "vigil_fencing_active:{}\r", u8::from(f.active))?;
+    writeln!(o, "vigil_leases_valid:{}\r", f.valid)?;
+    writeln!(o, "vigil_lease_majority:{}\r", f.majority)
 }
 
 fn cpu(o: &mut String) -> R {

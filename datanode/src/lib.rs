@@ -19,11 +19,14 @@
 //!   rewriting, serving replicas (full and partial resync), the link to our master, snapshots.
 //! - `persist`: RDB files (SAVE, BGSAVE, `save` rules, load at start) and the append-only file
 //!   (recorded from the replication stream through its `StreamSink` hook, fsync policies, rewrite).
+//! - `fencing`: write fencing: the node clock, sentinels' write leases (`VIGIL CLOCK/LEASE`) and
+//!   the `-NOLEASE` refusal of client writes on a master without a lease majority.
 //! - `rdb`: the RDB snapshot codec (streaming reader of every Redis 7.0 encoding, plain writer).
 //! - `info`: `INFO` sections; `config`: `Config` and `CONFIG GET/SET`; `glob`: pattern matching;
 //!   `sds`: the compact string used for keys and values.
 //!
-//! Invariants: nothing here knows about sentinels (they reach a data node only through RESP);
+//! Invariants: nothing here knows about sentinels beyond the numbers and grants `VIGIL LEASE`
+//! carries (they reach a data node only through RESP);
 //! no input from a client can panic the process or grow a buffer past a configured limit;
 //! commands never write to sockets.
 #![warn(missing_docs)]
@@ -32,6 +35,7 @@ pub mod cmd;
 pub mod config;
 pub mod connection;
 pub mod engine;
+pub mod fencing;
 pub mod glob;
 pub mod info;
 pub mod persist;

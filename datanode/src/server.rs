@@ -190,6 +190,8 @@ pub struct Shared {
     pub unsampled_writes: AtomicUsize,
     /// Persistence: RDB saves, the append-only file, their statuses.
     pub persist: crate::persist::Persist,
+    /// Write fencing: the node clock, sentinels' write leases, `-NOLEASE`.
+    pub fencing: crate::fencing::Fencing,
 }
 
 impl Shared {
@@ -358,6 +360,10 @@ impl Server {
             }
         }));
         let persist = crate::persist::Persist::new(&config.persist);
+        let run_id = run_id();
+        let started = Instant::now();
+        // The node clock starts with the process, so `VIGIL CLOCK` reads as time since start.
+        let fencing = crate::fencing::Fencing::new(config.write_fencing, &run_id, started);
         let shared = Arc::new(Shared {
             engine,
             config: RwLock::new(config),
@@ -368,8 +374,8 @@ impl Server {
             registry_len: AtomicUsize::new(0),
             gate: Gate::new(),
             stats: Stats::default(),
-            run_id: run_id(),
-            started: Instant::now(),
+            run_id,
+            started,
             runtime,
             used_memory: AtomicUsize::new(0),
             peak_memory: AtomicUsize::new(0),
@@ -382,6 +388,7 @@ impl Server {
             maxmemory,
             unsampled_writes: AtomicUsize::new(0),
             persist,
+            fencing,
         });
         // Persistence: the dataset is loaded before the accept loop starts (clients connecting
         // meanwhile wait in the listen queue, so none ever sees a half-loaded keyspace).

@@ -26,6 +26,7 @@ use crate::cmd::{
 };
 use crate::config::ConfigError;
 use crate::engine::{Scope, Value};
+use crate::fencing::{Grant, LeaseError};
 use crate::glob;
 use crate::pubsub::{Push, Subscriber};
 use crate::replication::rewrite::{self, PostState, Rewrite};
@@ -97,8 +98,8 @@ pub struct Session {
     clock: Option<u64>,
     /// Commands run and not yet added to the shared counter (see `end_batch`).
     commands: u64,
-    /// This session applies our master's stream: no read-only or min-replicas refusal, no OOM,
-    /// no pause, and it never feeds the stream itself.
+    /// This session applies our master's stream: no read-only, lease or min-replicas refusal,
+    /// no OOM, no pause, and it never feeds the stream itself.
     from_master: bool,
     /// Stream offset after this client's last write, for `WAIT`.
     woff: u64,
@@ -549,6 +550,7 @@ impl Session {
             "psync" | "sync" => return self.sync(&args),
             "replicaof" | "slaveof" => self.replicaof(&args),
             "wait" => return self.wait(&args),
+            "vigil" => self.vigil(&args),
             "time" => {
                 let us = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -609,15 +611,56 @@ impl Session {
         Outcome::Reply(r.unwrap_or_else(|e| e.to_frame()))
     }
 
-    /// `-READONLY` on a read-only replica, `-NOREPLICAS` on a master short of good replicas.
+    /// `-READONLY` on a read-only replica; on a master, `-NOLEASE` without a write-lease
+    /// majority while fencing is active, then `-NOREPLICAS` when short of good replicas.
     fn refuse_write(&self) -> Option<Frame> {
         let repl = &self.shared.repl;
-        if repl.is_replica() && self.shared.config().replica_read_only {
-            return Some(Frame::error_static(
-                "READONLY You can't write against a read only replica.",
-            ));
+        if repl.is_replica() {
+            if self.shared.config().replica_read_only {
+                return Some(Frame::error_static(
+                    "READONLY You can't write against a read only replica.",
+                ));
+            }
+        } else if let Some(f) = self.shared.fencing.refuse_write() {
+            // One relaxed load when fencing is not active; the lease table only when it is.
+            return Some(f);
         }
         repl.refuse_write()
+    }
+
+    /// `VIGIL CLOCK | LEASE .. | LEASES | HELP`: the write-fencing interface sentinels use.
+    fn vigil(&self, args: &[Bytes]) -> Result<Frame, CmdError> {
+        let fencing = &self.shared.fencing;
+        let sub = &args[1];
+        if is(sub, "CLOCK") {
+            return Ok(Frame::Integer(
+                i64::try_from(fencing.now().0).unwrap_or(i64::MAX),
+            ));
+        }
+        if is(sub, "LEASE") {
+            let lease_err = |e: LeaseError| CmdError::other(format!("ERR {e}"));
+            let grant = Grant::parse(&args[2..]).map_err(lease_err)?;
+            fencing.grant(&grant).map_err(lease_err)?;
+            return Ok(Frame::ok());
+        }
+        if is(sub, "LEASES") {
+            let leases = fencing.leases();
+            return Ok(Frame::Array(
+                leases
+                    .into_iter()
+                    .map(|(id, left)| {
+                        Frame::Array(vec![
+                            Frame::Integer(id.0.into()),
+                            Frame::Integer(i64::try_from(left.as_millis()).unwrap_or(i64::MAX)),
+                        ])
+                    })
+                    .collect(),
+            ));
+        }
+        if is(sub, "HELP") {
+            return Ok(help_reply(VIGIL_HELP));
+        }
+        Err(unknown_subcommand("VIGIL", sub))
     }
 
     /// `REPLCONF`: what a replica tells us before `PSYNC`; `None` means no reply (`ACK`).
@@ -1202,6 +1245,7 @@ impl Session {
                 self.shared.repl.configure(&cfg);
                 // Persistence: fsync policy, `appendonly` turned on or off.
                 crate::persist::apply_config(&self.shared, &cfg.persist);
+                self.shared.fencing.configure(cfg.write_fencing);
                 Ok(Frame::ok())
             }
             "resetstat" if args.len() == 2 => {
@@ -1286,6 +1330,19 @@ impl Session {
             return Outcome::Reply(Frame::error_static(
                 "EXECABORT Transaction discarded because of previous errors.",
             ));
+        }
+        // The write refusals are checked again when the transaction runs, as Redis does: the
+        // lease majority, the master role or the good replicas a queued write saw may be gone.
+        let writes = queue
+            .iter()
+            .any(|a| cmd::lookup(&a[0]).is_some_and(|s| s.has(WRITE)));
+        if writes && !self.from_master {
+            if let Some(Frame::Error(why)) = self.refuse_write() {
+                self.unwatch();
+                let mut msg = b"EXECABORT Transaction discarded because of: ".to_vec();
+                msg.extend_from_slice(&why);
+                return Outcome::Reply(Frame::Error(Bytes::from(msg)));
+            }
         }
         let shared = self.shared.clone();
         let _gate = shared.gate.write();
@@ -1858,6 +1915,10 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
         ],
     ),
     (
+        "vigil",
+        &[("clock", 2), ("lease", 7), ("leases", 2), ("help", 2)],
+    ),
+    (
         "object",
         &[
             ("encoding", 3),
@@ -1867,6 +1928,21 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
             ("help", 2),
         ],
     ),
+];
+
+/// `VIGIL HELP`.
+const VIGIL_HELP: &[&str] = &[
+    "VIGIL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CLOCK",
+    "    Return this node's monotonic clock, in microseconds since it started.",
+    "LEASE <sentinel-id> <start-us> <ttl-ms> <majority> <run-id-prefix>",
+    "    Grant a write lease valid from <start-us> (a VIGIL CLOCK reading) for <ttl-ms>.",
+    "    Writes on a fenced master need unexpired leases from <majority> sentinels.",
+    "    <run-id-prefix> is the first 16 characters of INFO server run_id.",
+    "LEASES",
+    "    Return [sentinel-id, remaining-ms] for each unexpired lease.",
+    "HELP",
+    "    Prints this help.",
 ];
 
 /// The error Redis gives for an unknown subcommand or a subcommand's wrong arity, if any.
@@ -1979,4 +2055,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     conn("replicaof", 3, ADMIN | NOMULTI | LOADING_OK, "server"),
     conn("slaveof", 3, ADMIN | NOMULTI | LOADING_OK, "server"),
     conn("wait", 3, 0, "generic"),
+    // Write fencing (see `fencing`): never a write, so replicas, loading and paused nodes
+    // answer it, and it is never propagated.
+    conn("vigil", -2, ADMIN | FAST | LOADING_OK, "server"),
 ];

@@ -12,6 +12,7 @@
 
 mod bad_input;
 mod clients;
+mod fencing;
 mod server;
 
 use std::io::{ErrorKind, Read};
