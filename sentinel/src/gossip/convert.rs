@@ -1,0 +1,853 @@
+//! Conversions between the core's `Gossip` and the wire's `vigil.v1.Envelope`.
+//!
+//! Owns `encode`, `decode`, `Decoded`, `PeerHello` and `ConvertError`.
+//! Invariants: data nodes cross the wire as "host:port" addresses, never as `NodeId`s (each
+//! sentinel interns them into its own `NodeTable`); `decode` checks every bound below before it
+//! interns anything, so a hostile peer can neither grow the node table with a rejected message
+//! nor hand the core a value it could not produce itself.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use vigil_proto::gossip as pb;
+use vigil_proto::gossip::envelope::Msg;
+
+use crate::core::{
+    ConfigEpoch, ElectionReason, Gossip, GroupName, NodeId, ReplId, ReplOffset, SentinelId, Term,
+};
+use crate::nodes::{NodeAddr, NodeTable};
+
+/// The longest group name, in bytes.
+pub const MAX_GROUP_NAME: usize = 128;
+/// The most voters a heartbeat may list.
+pub const MAX_VOTERS: usize = 64;
+/// The most group configs a heartbeat may list.
+pub const MAX_CONFIGS: usize = 10_000;
+/// The most entries a lineage or an edge list may have.
+pub const MAX_LINEAGE: usize = 4096;
+/// The most members a `Members` message may list.
+pub const MAX_MEMBERS: usize = 1024;
+/// The longest duration a message may carry.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+
+/// A decoded envelope: a core message, or one of the transport's own.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decoded {
+    /// A message for the core.
+    Core(Gossip),
+    /// A peer introduced itself.
+    Hello(PeerHello),
+    /// A peer's member list: `(name, announced address)` pairs.
+    Members(Vec<(String, SocketAddr)>),
+}
+
+/// A validated `Hello`.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct PeerHello {
+    /// The sender's name (the transport checks it against its certificate).
+    pub name: String,
+    /// Where the sender wants to be dialed.
+    pub announce: SocketAddr,
+    /// The gossip protocol version the sender speaks.
+    pub version: u32,
+}
+
+/// Why an envelope was rejected.
+#[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
+pub enum ConvertError {
+    /// The envelope carries no message (or one of a kind this version does not know).
+    #[error("empty envelope")]
+    Empty,
+    /// A group name is empty, too long, or not printable ASCII.
+    #[error("invalid group name {0:?}: expected 1..=128 printable ASCII bytes")]
+    GroupName(String),
+    /// A node address does not parse as "host:port".
+    #[error("invalid node address {0:?}")]
+    NodeAddr(String),
+    /// A sentinel address does not parse as "ip:port".
+    #[error("invalid sentinel address {0:?}")]
+    SocketAddr(String),
+    /// A sentinel name is not 1..=64 bytes of `[A-Za-z0-9._-]`.
+    #[error("invalid sentinel name {0:?}")]
+    SentinelName(String),
+    /// A list is longer than its bound.
+    #[error("{what} has {len} entries, more than {max}")]
+    TooMany {
+        /// Which list.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// Its bound.
+        max: usize,
+    },
+    /// A duration is longer than `MAX_DURATION`.
+    #[error("{what} of {micros} µs is longer than one hour")]
+    Duration {
+        /// Which field.
+        what: &'static str,
+        /// Its value in microseconds.
+        micros: u64,
+    },
+    /// An enum value this version does not know.
+    #[error("unknown {what} value {value}")]
+    UnknownEnum {
+        /// Which enum.
+        what: &'static str,
+        /// The value.
+        value: i32,
+    },
+    /// A sentinel id of zero (ids are never zero).
+    #[error("sentinel id 0 in the voter list")]
+    ZeroSentinelId,
+    /// The node table is full, so a new address cannot be interned.
+    #[error("node table full, cannot intern {0}")]
+    TableFull(NodeAddr),
+}
+
+/// The envelope for `msg`, or `None` when it names a node that `nodes` does not know (a bug in
+/// the caller, which interned every node the core knows).
+///
+/// `Gossip::Hello` becomes a `Hello` without a name or an address: the transport sends its own,
+/// complete `Hello` on every connection, so the core's is only a nudge.
+pub fn encode(msg: &Gossip, nodes: &NodeTable) -> Option<pb::Envelope> {
+    let addr = |id: NodeId| nodes.addr(id).map(ToString::to_string);
+    let msg = match msg {
+        Gossip::Opinion {
+            group,
+            master,
+            down,
+        } => Msg::Opinion(pb::Opinion {
+            group: group.to_string(),
+            master: addr(*master)?,
+            down: *down,
+        }),
+        Gossip::RequestVote {
+            group,
+            term,
+            epoch,
+            reason,
+        } => Msg::RequestVote(pb::RequestVote {
+            group: group.to_string(),
+            term: term.0,
+            epoch: epoch.0,
+            reason: reason_to_pb(*reason) as i32,
+        }),
+        Gossip::Vote {
+            group,
+            term,
+            granted,
+            lease_wait,
+            lineage,
+            edges,
+        } => Msg::Vote(pb::Vote {
+            group: group.to_string(),
+            term: term.0,
+            granted: *granted,
+            // Saturate rather than wrap: `decode` rejects it either way.
+            lease_wait_micros: u64::try_from(lease_wait.as_micros()).unwrap_or(u64::MAX),
+            lineage: lineage_to_pb(lineage),
+            edges: edges
+                .iter()
+                .map(|(child, parent, offset)| pb::HistoryEdge {
+                    child: child.0,
+                    parent: parent.0,
+                    offset: offset.0,
+                })
+                .collect(),
+        }),
+        Gossip::Abandoned { group, term } => Msg::Abandoned(pb::Abandoned {
+            group: group.to_string(),
+            term: term.0,
+        }),
+        Gossip::Config {
+            group,
+            epoch,
+            master,
+            lineage,
+        } => Msg::GroupConfig(pb::GroupConfig {
+            group: group.to_string(),
+            epoch: epoch.0,
+            master: addr(*master)?,
+            lineage: lineage_to_pb(lineage),
+        }),
+        Gossip::ConfigQuery {
+            group,
+            epoch,
+            master,
+            id,
+        } => Msg::ConfigQuery(pb::ConfigQuery {
+            group: group.to_string(),
+            epoch: epoch.0,
+            master: addr(*master)?,
+            id: *id,
+        }),
+        Gossip::ConfigAnswer {
+            group,
+            id,
+            epoch,
+            master,
+            fenced,
+        } => Msg::ConfigAnswer(pb::ConfigAnswer {
+            group: group.to_string(),
+            id: *id,
+            epoch: epoch.0,
+            master: addr(*master)?,
+            fenced: *fenced,
+        }),
+        Gossip::Heartbeat { voters, configs } => {
+            let mut out = Vec::with_capacity(configs.len());
+            for (group, epoch, master) in configs {
+                out.push(pb::GroupEpoch {
+                    group: group.to_string(),
+                    epoch: epoch.0,
+                    master: addr(*master)?,
+                });
+            }
+            Msg::Heartbeat(pb::Heartbeat {
+                voters: voters.iter().map(|v| v.0).collect(),
+                configs: out,
+            })
+        }
+        Gossip::Hello => Msg::Hello(pb::Hello {
+            name: String::new(),
+            announce_addr: String::new(),
+            version: pb::PROTOCOL_VERSION,
+        }),
+    };
+    Some(pb::Envelope { msg: Some(msg) })
+}
+
+/// Validates `env` and converts it, interning the node addresses it names into `nodes`.
+///
+/// Every check runs before the first address is interned, so a rejected message leaves
+/// `nodes` as it was. A `Hello` without a name or an address (the core's nudge, see `encode`)
+/// decodes as `Gossip::Hello`.
+pub fn decode(env: pb::Envelope, nodes: &mut NodeTable) -> Result<Decoded, ConvertError> {
+    let msg = env.msg.ok_or(ConvertError::Empty)?;
+    let gossip = match msg {
+        Msg::Hello(h) => {
+            if h.name.is_empty() && h.announce_addr.is_empty() {
+                return Ok(Decoded::Core(Gossip::Hello));
+            }
+            return peer_hello(h).map(Decoded::Hello);
+        }
+        Msg::Members(m) => return members(m).map(Decoded::Members),
+        Msg::Opinion(o) => {
+            let group = group_name(&o.group)?;
+            let master = node_addr(&o.master)?;
+            Gossip::Opinion {
+                group,
+                master: intern(nodes, master)?,
+                down: o.down,
+            }
+        }
+        Msg::RequestVote(r) => {
+            let group = group_name(&r.group)?;
+            let reason = reason_from_pb(r.reason)?;
+            Gossip::RequestVote {
+                group,
+                term: Term(r.term),
+                epoch: ConfigEpoch(r.epoch),
+                reason,
+            }
+        }
+        Msg::Vote(v) => {
+            let group = group_name(&v.group)?;
+            bound("lineage", v.lineage.len(), MAX_LINEAGE)?;
+            bound("edges", v.edges.len(), MAX_LINEAGE)?;
+            let lease_wait = Duration::from_micros(v.lease_wait_micros);
+            if lease_wait > MAX_DURATION {
+                return Err(ConvertError::Duration {
+                    what: "lease_wait",
+                    micros: v.lease_wait_micros,
+                });
+            }
+            Gossip::Vote {
+                group,
+                term: Term(v.term),
+                granted: v.granted,
+                lease_wait,
+                lineage: lineage_from_pb(&v.lineage),
+                edges: v
+                    .edges
+                    .iter()
+                    .map(|e| (ReplId(e.child), ReplId(e.parent), ReplOffset(e.offset)))
+                    .collect(),
+            }
+        }
+        Msg::Abandoned(a) => Gossip::Abandoned {
+            group: group_name(&a.group)?,
+            term: Term(a.term),
+        },
+        Msg::GroupConfig(c) => {
+            let group = group_name(&c.group)?;
+            bound("lineage", c.lineage.len(), MAX_LINEAGE)?;
+            let master = node_addr(&c.master)?;
+            Gossip::Config {
+                group,
+                epoch: ConfigEpoch(c.epoch),
+                master: intern(nodes, master)?,
+                lineage: lineage_from_pb(&c.lineage),
+            }
+        }
+        Msg::ConfigQuery(q) => {
+            let group = group_name(&q.group)?;
+            let master = node_addr(&q.master)?;
+            Gossip::ConfigQuery {
+                group,
+                epoch: ConfigEpoch(q.epoch),
+                master: intern(nodes, master)?,
+                id: q.id,
+            }
+        }
+        Msg::ConfigAnswer(a) => {
+            let group = group_name(&a.group)?;
+            let master = node_addr(&a.master)?;
+            Gossip::ConfigAnswer {
+                group,
+                id: a.id,
+                epoch: ConfigEpoch(a.epoch),
+                master: intern(nodes, master)?,
+                fenced: a.fenced,
+            }
+        }
+        Msg::Heartbeat(h) => {
+            bound("voters", h.voters.len(), MAX_VOTERS)?;
+            bound("configs", h.configs.len(), MAX_CONFIGS)?;
+            if h.voters.contains(&0) {
+                return Err(ConvertError::ZeroSentinelId);
+            }
+            // Validate everything first, then intern, so a bad entry interns nothing.
+            let mut parsed = Vec::with_capacity(h.configs.len());
+            for c in &h.configs {
+                parsed.push((
+                    group_name(&c.group)?,
+                    ConfigEpoch(c.epoch),
+                    node_addr(&c.master)?,
+                ));
+            }
+            let mut configs = Vec::with_capacity(parsed.len());
+            for (group, epoch, master) in parsed {
+                configs.push((group, epoch, intern(nodes, master)?));
+            }
+            Gossip::Heartbeat {
+                voters: h.voters.into_iter().map(SentinelId).collect(),
+                configs,
+            }
+        }
+    };
+    Ok(Decoded::Core(gossip))
+}
+
+/// Validates a transport `Hello`: a valid sentinel name and an "ip:port" announce address.
+pub fn peer_hello(h: pb::Hello) -> Result<PeerHello, ConvertError> {
+    check_sentinel_name(&h.name)?;
+    let announce = socket_addr(&h.announce_addr)?;
+    Ok(PeerHello {
+        name: h.name,
+        announce,
+        version: h.version,
+    })
+}
+
+/// Validates a member list: at most `MAX_MEMBERS` entries, each a valid sentinel name and an
+/// "ip:port" address.
+pub fn members(m: pb::Members) -> Result<Vec<(String, SocketAddr)>, ConvertError> {
+    bound("members", m.members.len(), MAX_MEMBERS)?;
+    let mut out = Vec::with_capacity(m.members.len());
+    for member in m.members {
+        check_sentinel_name(&member.name)?;
+        let addr = socket_addr(&member.addr)?;
+        out.push((member.name, addr));
+    }
+    Ok(out)
+}
+
+impl Decoded {
+    /// The core message this stands for: a peer's `Hello` is the core's `Gossip::Hello`, and a
+    /// member list is the transport's alone.
+    pub fn into_core(self) -> Option<Gossip> {
+        match self {
+            Decoded::Core(g) => Some(g),
+            Decoded::Hello(_) => Some(Gossip::Hello),
+            Decoded::Members(_) => None,
+        }
+    }
+}
+
+/// Checks a sentinel name: 1..=64 bytes of `[A-Za-z0-9._-]` (the same rule as certificates).
+pub fn valid_sentinel_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn check_sentinel_name(name: &str) -> Result<(), ConvertError> {
+    if valid_sentinel_name(name) {
+        Ok(())
+    } else {
+        Err(ConvertError::SentinelName(truncated(name)))
+    }
+}
+
+fn group_name(name: &str) -> Result<GroupName, ConvertError> {
+    let printable = name.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+    if name.is_empty() || name.len() > MAX_GROUP_NAME || !printable {
+        return Err(ConvertError::GroupName(truncated(name)));
+    }
+    Ok(GroupName::new(name))
+}
+
+fn node_addr(text: &str) -> Result<NodeAddr, ConvertError> {
+    text.parse()
+        .map_err(|_| ConvertError::NodeAddr(truncated(text)))
+}
+
+fn socket_addr(text: &str) -> Result<SocketAddr, ConvertError> {
+    text.parse()
+        .map_err(|_| ConvertError::SocketAddr(truncated(text)))
+}
+
+fn intern(nodes: &mut NodeTable, addr: NodeAddr) -> Result<NodeId, ConvertError> {
+    nodes.intern(&addr).ok_or(ConvertError::TableFull(addr))
+}
+
+fn bound(what: &'static str, len: usize, max: usize) -> Result<(), ConvertError> {
+    if len > max {
+        return Err(ConvertError::TooMany { what, len, max });
+    }
+    Ok(())
+}
+
+/// A peer's string, cut to a length that is safe to log and to keep in an error.
+fn truncated(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+fn lineage_to_pb(lineage: &[(ReplId, ReplOffset)]) -> Vec<pb::LineageEntry> {
+    lineage
+        .iter()
+        .map(|(id, offset)| pb::LineageEntry {
+            repl_id: id.0,
+            offset: offset.0,
+        })
+        .collect()
+}
+
+fn lineage_from_pb(lineage: &[pb::LineageEntry]) -> Vec<(ReplId, ReplOffset)> {
+    lineage
+        .iter()
+        .map(|e| (ReplId(e.repl_id), ReplOffset(e.offset)))
+        .collect()
+}
+
+fn reason_to_pb(reason: ElectionReason) -> pb::ElectionReason {
+    match reason {
+        ElectionReason::MasterDown => pb::ElectionReason::MasterDown,
+        ElectionReason::Manual => pb::ElectionReason::Manual,
+        ElectionReason::Switchover => pb::ElectionReason::Switchover,
+        ElectionReason::Fenced => pb::ElectionReason::Fenced,
+    }
+}
+
+fn reason_from_pb(value: i32) -> Result<ElectionReason, ConvertError> {
+    match pb::ElectionReason::try_from(value) {
+        Ok(pb::ElectionReason::MasterDown) => Ok(ElectionReason::MasterDown),
+        Ok(pb::ElectionReason::Manual) => Ok(ElectionReason::Manual),
+        Ok(pb::ElectionReason::Switchover) => Ok(ElectionReason::Switchover),
+        Ok(pb::ElectionReason::Fenced) => Ok(ElectionReason::Fenced),
+        Ok(pb::ElectionReason::Unspecified) | Err(_) => Err(ConvertError::UnknownEnum {
+            what: "ElectionReason",
+            value,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> (NodeTable, NodeId, NodeId) {
+        let mut t = NodeTable::default();
+        let a = t.intern(&NodeAddr::new("10.0.0.1", 6379)).unwrap();
+        let b = t.intern(&NodeAddr::new("redis.example", 6380)).unwrap();
+        (t, a, b)
+    }
+
+    fn g(name: &str) -> GroupName {
+        GroupName::new(name)
+    }
+
+    fn samples(a: NodeId, b: NodeId) -> Vec<Gossip> {
+        vec![
+            Gossip::Opinion {
+                group: g("mymaster"),
+                master: a,
+                down: true,
+            },
+            Gossip::RequestVote {
+                group: g("g"),
+                term: Term(7),
+                epoch: ConfigEpoch(6),
+                reason: ElectionReason::MasterDown,
+            },
+            Gossip::RequestVote {
+                group: g("g"),
+                term: Term(8),
+                epoch: ConfigEpoch(6),
+                reason: ElectionReason::Manual,
+            },
+            Gossip::RequestVote {
+                group: g("g"),
+                term: Term(9),
+                epoch: ConfigEpoch(6),
+                reason: ElectionReason::Switchover,
+            },
+            Gossip::RequestVote {
+                group: g("g"),
+                term: Term(10),
+                epoch: ConfigEpoch(6),
+                reason: ElectionReason::Fenced,
+            },
+            Gossip::Vote {
+                group: g("g"),
+                term: Term(7),
+                granted: true,
+                lease_wait: Duration::from_micros(1_234_567),
+                lineage: vec![
+                    (ReplId(1), ReplOffset(100)),
+                    (ReplId(u64::MAX), ReplOffset(0)),
+                ],
+                edges: vec![(ReplId(2), ReplId(1), ReplOffset(50))],
+            },
+            Gossip::Vote {
+                group: g("g"),
+                term: Term(7),
+                granted: false,
+                lease_wait: Duration::ZERO,
+                lineage: vec![],
+                edges: vec![],
+            },
+            Gossip::Abandoned {
+                group: g("g"),
+                term: Term(3),
+            },
+            Gossip::Config {
+                group: g("g"),
+                epoch: ConfigEpoch(4),
+                master: b,
+                lineage: vec![(ReplId(9), ReplOffset(99))],
+            },
+            Gossip::ConfigQuery {
+                group: g("g"),
+                epoch: ConfigEpoch(4),
+                master: a,
+                id: 0xdead_beef,
+            },
+            Gossip::ConfigAnswer {
+                group: g("g"),
+                id: 0xdead_beef,
+                epoch: ConfigEpoch(5),
+                master: b,
+                fenced: true,
+            },
+            Gossip::Heartbeat {
+                voters: vec![SentinelId(1), SentinelId(u32::MAX)],
+                configs: vec![(g("a"), ConfigEpoch(1), a), (g("b c"), ConfigEpoch(2), b)],
+            },
+            Gossip::Hello,
+        ]
+    }
+
+    #[test]
+    fn every_core_message_round_trips_through_the_wire() {
+        let (t, a, b) = table();
+        for msg in samples(a, b) {
+            let env = encode(&msg, &t).unwrap();
+            let bytes = prost::Message::encode_to_vec(&env);
+            let env: pb::Envelope = prost::Message::decode(bytes.as_slice()).unwrap();
+            // A receiver with an empty table interns the same addresses under its own ids,
+            // so its re-encoding is byte-for-byte the sender's.
+            let mut theirs = NodeTable::default();
+            let back = decode(env.clone(), &mut theirs)
+                .unwrap()
+                .into_core()
+                .unwrap();
+            assert_eq!(encode(&back, &theirs), Some(env), "{msg:?}");
+            // With the sender's own table, ids are preserved exactly.
+            let mut same = table().0;
+            let exact = decode(encode(&msg, &t).unwrap(), &mut same).unwrap();
+            assert_eq!(exact, Decoded::Core(msg.clone()));
+        }
+    }
+
+    #[test]
+    fn unknown_node_id_is_not_encoded() {
+        let (t, _, _) = table();
+        let msg = Gossip::Opinion {
+            group: g("g"),
+            master: NodeId(99),
+            down: false,
+        };
+        assert_eq!(encode(&msg, &t), None);
+    }
+
+    #[test]
+    fn transport_messages_decode_as_their_own() {
+        let mut t = NodeTable::default();
+        let hello = pb::Envelope {
+            msg: Some(Msg::Hello(pb::Hello {
+                name: "s-1".into(),
+                announce_addr: "127.0.0.1:7000".into(),
+                version: 1,
+            })),
+        };
+        let d = decode(hello, &mut t).unwrap();
+        assert_eq!(
+            d,
+            Decoded::Hello(PeerHello {
+                name: "s-1".into(),
+                announce: "127.0.0.1:7000".parse().unwrap(),
+                version: 1,
+            })
+        );
+        assert_eq!(d.into_core(), Some(Gossip::Hello));
+        let members = pb::Envelope {
+            msg: Some(Msg::Members(pb::Members {
+                members: vec![pb::Member {
+                    name: "s-2".into(),
+                    addr: "[::1]:7001".into(),
+                }],
+            })),
+        };
+        let d = decode(members, &mut t).unwrap();
+        assert_eq!(
+            d,
+            Decoded::Members(vec![("s-2".into(), "[::1]:7001".parse().unwrap())])
+        );
+        assert_eq!(d.into_core(), None);
+    }
+
+    fn opinion(group: &str, master: &str) -> pb::Envelope {
+        pb::Envelope {
+            msg: Some(Msg::Opinion(pb::Opinion {
+                group: group.into(),
+                master: master.into(),
+                down: true,
+            })),
+        }
+    }
+
+    fn reject(env: pb::Envelope) -> ConvertError {
+        let mut t = NodeTable::default();
+        let err = decode(env, &mut t).unwrap_err();
+        // A rejected message interns nothing.
+        assert_eq!(t.get(&NodeAddr::new("10.0.0.1", 1)), None);
+        err
+    }
+
+    #[test]
+    fn empty_envelope_is_rejected() {
+        assert_eq!(reject(pb::Envelope { msg: None }), ConvertError::Empty);
+    }
+
+    #[test]
+    fn bad_group_names_are_rejected() {
+        let long = "x".repeat(MAX_GROUP_NAME + 1);
+        for bad in ["", "tab\there", "nul\0", "é", "new\nline", long.as_str()] {
+            let err = reject(opinion(bad, "10.0.0.1:1"));
+            assert!(matches!(err, ConvertError::GroupName(_)), "{bad:?}: {err}");
+        }
+        let mut t = NodeTable::default();
+        let max = "y".repeat(MAX_GROUP_NAME);
+        assert!(decode(opinion(&max, "10.0.0.1:1"), &mut t).is_ok());
+    }
+
+    #[test]
+    fn bad_node_addresses_are_rejected() {
+        for bad in ["", "host", "h:0", "h:99999", ":1"] {
+            let err = reject(opinion("g", bad));
+            assert!(matches!(err, ConvertError::NodeAddr(_)), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_election_reasons_are_rejected() {
+        for value in [0, 5, -1] {
+            let env = pb::Envelope {
+                msg: Some(Msg::RequestVote(pb::RequestVote {
+                    group: "g".into(),
+                    term: 1,
+                    epoch: 0,
+                    reason: value,
+                })),
+            };
+            assert_eq!(
+                reject(env),
+                ConvertError::UnknownEnum {
+                    what: "ElectionReason",
+                    value
+                }
+            );
+        }
+    }
+
+    fn vote(lease_wait_micros: u64, lineage: usize, edges: usize) -> pb::Envelope {
+        pb::Envelope {
+            msg: Some(Msg::Vote(pb::Vote {
+                group: "g".into(),
+                term: 1,
+                granted: true,
+                lease_wait_micros,
+                lineage: vec![pb::LineageEntry::default(); lineage],
+                edges: vec![pb::HistoryEdge::default(); edges],
+            })),
+        }
+    }
+
+    #[test]
+    fn long_durations_are_rejected() {
+        let hour = 3_600_000_000;
+        let mut t = NodeTable::default();
+        assert!(decode(vote(hour, 0, 0), &mut t).is_ok());
+        assert!(matches!(
+            reject(vote(hour + 1, 0, 0)),
+            ConvertError::Duration { .. }
+        ));
+        assert!(matches!(
+            reject(vote(u64::MAX, 0, 0)),
+            ConvertError::Duration { .. }
+        ));
+    }
+
+    #[test]
+    fn oversized_lists_are_rejected() {
+        let mut t = NodeTable::default();
+        assert!(decode(vote(0, MAX_LINEAGE, MAX_LINEAGE), &mut t).is_ok());
+        let too_many = |what, len, max| ConvertError::TooMany { what, len, max };
+        assert_eq!(
+            reject(vote(0, MAX_LINEAGE + 1, 0)),
+            too_many("lineage", MAX_LINEAGE + 1, MAX_LINEAGE)
+        );
+        assert_eq!(
+            reject(vote(0, 0, MAX_LINEAGE + 1)),
+            too_many("edges", MAX_LINEAGE + 1, MAX_LINEAGE)
+        );
+        let config = pb::Envelope {
+            msg: Some(Msg::GroupConfig(pb::GroupConfig {
+                group: "g".into(),
+                epoch: 1,
+                master: "10.0.0.1:1".into(),
+                lineage: vec![pb::LineageEntry::default(); MAX_LINEAGE + 1],
+            })),
+        };
+        assert!(matches!(reject(config), ConvertError::TooMany { .. }));
+        let heartbeat = |voters: usize, configs: usize| pb::Envelope {
+            msg: Some(Msg::Heartbeat(pb::Heartbeat {
+                voters: vec![1; voters],
+                configs: vec![
+                    pb::GroupEpoch {
+                        group: "g".into(),
+                        epoch: 1,
+                        master: "10.0.0.1:1".into(),
+                    };
+                    configs
+                ],
+            })),
+        };
+        assert!(decode(heartbeat(MAX_VOTERS, 2), &mut t).is_ok());
+        assert_eq!(
+            reject(heartbeat(MAX_VOTERS + 1, 0)),
+            too_many("voters", MAX_VOTERS + 1, MAX_VOTERS)
+        );
+        assert_eq!(
+            reject(heartbeat(0, MAX_CONFIGS + 1)),
+            too_many("configs", MAX_CONFIGS + 1, MAX_CONFIGS)
+        );
+        let members = pb::Envelope {
+            msg: Some(Msg::Members(pb::Members {
+                members: vec![pb::Member::default(); MAX_MEMBERS + 1],
+            })),
+        };
+        assert!(matches!(reject(members), ConvertError::TooMany { .. }));
+    }
+
+    #[test]
+    fn zero_voter_ids_are_rejected() {
+        let env = pb::Envelope {
+            msg: Some(Msg::Heartbeat(pb::Heartbeat {
+                voters: vec![1, 0],
+                configs: vec![],
+            })),
+        };
+        assert_eq!(reject(env), ConvertError::ZeroSentinelId);
+    }
+
+    #[test]
+    fn heartbeat_with_one_bad_entry_interns_nothing() {
+        let env = pb::Envelope {
+            msg: Some(Msg::Heartbeat(pb::Heartbeat {
+                voters: vec![],
+                configs: vec![
+                    pb::GroupEpoch {
+                        group: "g".into(),
+                        epoch: 1,
+                        master: "10.0.0.1:1".into(),
+                    },
+                    pb::GroupEpoch {
+                        group: "g".into(),
+                        epoch: 1,
+                        master: "bad".into(),
+                    },
+                ],
+            })),
+        };
+        assert!(matches!(reject(env), ConvertError::NodeAddr(_)));
+    }
+
+    #[test]
+    fn bad_hellos_and_members_are_rejected() {
+        let hello = |name: &str, addr: &str| pb::Envelope {
+            msg: Some(Msg::Hello(pb::Hello {
+                name: name.into(),
+                announce_addr: addr.into(),
+                version: 1,
+            })),
+        };
+        assert!(matches!(
+            reject(hello("bad name", "127.0.0.1:1")),
+            ConvertError::SentinelName(_)
+        ));
+        assert!(matches!(
+            reject(hello(&"n".repeat(65), "127.0.0.1:1")),
+            ConvertError::SentinelName(_)
+        ));
+        // Sentinels are dialed by IP: a host name is not an announce address.
+        assert!(matches!(
+            reject(hello("s1", "host.example:1")),
+            ConvertError::SocketAddr(_)
+        ));
+        assert!(matches!(
+            reject(hello("s1", "")),
+            ConvertError::SocketAddr(_)
+        ));
+        let members = |name: &str, addr: &str| pb::Envelope {
+            msg: Some(Msg::Members(pb::Members {
+                members: vec![pb::Member {
+                    name: name.into(),
+                    addr: addr.into(),
+                }],
+            })),
+        };
+        assert!(matches!(
+            reject(members("", "127.0.0.1:1")),
+            ConvertError::SentinelName(_)
+        ));
+        assert!(matches!(
+            reject(members("s1", "nope")),
+            ConvertError::SocketAddr(_)
+        ));
+    }
+}
