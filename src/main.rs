@@ -34,8 +34,73 @@ struct Cli {
 enum Command {
     /// Run a data node: a Redis-compatible server speaking RESP2/RESP3.
     Datanode(Box<DatanodeArgs>),
+    /// Run a sentinel: watch data-node groups, agree they are down, fail them over.
+    Sentinel(Box<SentinelArgs>),
+    /// Make a cluster CA and sentinel certificates.
+    Certs(CertsArgs),
     /// Start a local cluster on loopback and stop it on Ctrl-C.
     Up(UpArgs),
+}
+
+#[derive(Args, Debug, Default)]
+struct SentinelArgs {
+    /// TOML configuration file (see README); flags override its values.
+    #[arg(
+        long,
+        env = "VIGIL_SENTINEL_CONFIG",
+        value_name = "FILE",
+        conflicts_with = "redis_config"
+    )]
+    config: Option<PathBuf>,
+    /// A Redis Sentinel sentinel.conf to run from instead (it is never rewritten).
+    #[arg(long, value_name = "FILE")]
+    redis_config: Option<PathBuf>,
+    /// Directory of the state file and the dev identity [default: .].
+    #[arg(long, env = "VIGIL_SENTINEL_DIR")]
+    dir: Option<PathBuf>,
+    /// UDP address of the QUIC gossip endpoint; port 0 picks a free one [default: 127.0.0.1:26379].
+    #[arg(long, value_name = "IP:PORT")]
+    gossip: Option<String>,
+    /// TCP address of the RESP sentinel port; port 0 picks a free one [default: 127.0.0.1:26379].
+    #[arg(long, value_name = "IP:PORT")]
+    resp: Option<String>,
+    /// Gossip address peers should dial, when it differs from --gossip (NAT).
+    #[arg(long, value_name = "IP:PORT")]
+    announce: Option<String>,
+    /// Gossip address of a sentinel to join; repeatable.
+    #[arg(long, value_name = "IP:PORT")]
+    join: Vec<String>,
+    /// This sentinel's data-centre label.
+    #[arg(long)]
+    dc: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct CertsArgs {
+    #[command(subcommand)]
+    command: CertsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum CertsCommand {
+    /// Create a cluster CA (ca.crt, ca.key) in --dir.
+    Init {
+        /// Directory to write the CA into.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Issue a certificate NAME.crt/NAME.key signed by the CA in --dir.
+    Issue {
+        /// Directory holding the CA; the certificate is written there too.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The sentinel's name (its identity; letters, digits, '.', '_', '-').
+        #[arg(long)]
+        name: String,
+        /// Host names and IP addresses to put in the certificate; repeatable.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+    },
 }
 
 #[derive(Args, Debug, Default)]
@@ -102,6 +167,14 @@ struct DatanodeArgs {
     /// file from it, instead of refusing to start (the damage is logged with its offset).
     #[arg(long, env = "VIGIL_AOF_LOAD_TRUNCATED")]
     aof_load_truncated: bool,
+    /// Refuse client writes on a master without valid write leases from a majority of its
+    /// sentinels (-NOLEASE): off, auto (from the first lease a sentinel grants) or on (from
+    /// start) [default: auto].
+    #[arg(long, env = "VIGIL_WRITE_FENCING", value_name = "off|auto|on")]
+    write_fencing: Option<String>,
+    /// Data-centre label, reported in INFO for DC-aware promotion [default: none].
+    #[arg(long, env = "VIGIL_DC")]
+    dc: Option<String>,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -125,6 +198,8 @@ struct DatanodeFile {
     appendfilename: Option<String>,
     appendfsync: Option<String>,
     aof_load_truncated: Option<bool>,
+    write_fencing: Option<String>,
+    dc: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -152,8 +227,92 @@ fn main() -> Result<()> {
                 .context("starting the async runtime")?
                 .block_on(run_datanode(config))
         }
+        Command::Sentinel(args) => {
+            let settings = sentinel_settings(*args)?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?
+                .block_on(run_sentinel(settings))
+        }
+        Command::Certs(args) => certs(args),
         Command::Up(args) => up(args),
     }
+}
+
+fn sentinel_settings(args: SentinelArgs) -> Result<vigil_sentinel::settings::Settings> {
+    use vigil_sentinel::settings::Settings;
+    let mut s = if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        Settings::from_toml(&text).with_context(|| format!("in config file {}", path.display()))?
+    } else if let Some(path) = &args.redis_config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading Redis Sentinel config {}", path.display()))?;
+        Settings::from_redis_config(&text)
+            .with_context(|| format!("in Redis Sentinel config {}", path.display()))?
+    } else {
+        Settings::empty(PathBuf::from("."))
+    };
+    let sock = |key: &str, v: &str| -> Result<std::net::SocketAddr> {
+        v.parse()
+            .map_err(|_| anyhow!("{key}: '{v}' is not an IP:PORT socket address"))
+    };
+    if let Some(v) = args.dir {
+        s.dir = v;
+    }
+    if let Some(v) = &args.gossip {
+        s.gossip = sock("gossip", v)?;
+    }
+    if let Some(v) = &args.resp {
+        s.resp = Some(sock("resp", v)?);
+    }
+    if let Some(v) = &args.announce {
+        s.announce = Some(sock("announce", v)?);
+    }
+    for j in &args.join {
+        s.join.push(sock("join", j)?);
+    }
+    if let Some(v) = args.dc {
+        s.dc = Some(v);
+    }
+    s.validate().context("invalid configuration")?;
+    Ok(s)
+}
+
+async fn run_sentinel(settings: vigil_sentinel::settings::Settings) -> Result<()> {
+    let cancel = CancellationToken::new();
+    tokio::spawn(shutdown_on_signal(cancel.clone()));
+    vigil_sentinel::daemon::run(settings, cancel, |ep| {
+        // The one line tests and `vigil up` read to learn the addresses.
+        let mut line = format!("READY gossip={}", ep.gossip);
+        if let Some(r) = ep.resp {
+            line.push_str(&format!(" resp={r}"));
+        }
+        if let Some(g) = ep.grpc {
+            line.push_str(&format!(" grpc={g}"));
+        }
+        line.push_str(&format!(" id={} name={}", ep.id.0, ep.name));
+        println!("{line}");
+        std::io::stdout().flush().ok();
+    })
+    .await
+    .context("sentinel stopped")
+}
+
+fn certs(args: CertsArgs) -> Result<()> {
+    match args.command {
+        CertsCommand::Init { dir } => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            vigil_sentinel::tls::init_ca(&dir)?;
+            println!("cluster CA written to {}", dir.join("ca.crt").display());
+        }
+        CertsCommand::Issue { dir, name, hosts } => {
+            let (crt, key) = vigil_sentinel::tls::issue(&dir, &name, &hosts)?;
+            println!("certificate {} and key {}", crt.display(), key.display());
+        }
+    }
+    Ok(())
 }
 
 fn datanode_config(args: DatanodeArgs) -> Result<Config> {
@@ -237,6 +396,13 @@ fn datanode_config(args: DatanodeArgs) -> Result<Config> {
             .ok_or_else(|| anyhow!("appendfsync: '{v}' is not one of always, everysec, no"))?;
     }
     p.aof_load_truncated = args.aof_load_truncated || file.aof_load_truncated.unwrap_or(false);
+    if let Some(v) = args.write_fencing.or(file.write_fencing) {
+        c.write_fencing = vigil_datanode::fencing::WriteFencing::parse(&v)
+            .ok_or_else(|| anyhow!("write-fencing: '{v}' is not one of off, auto, on"))?;
+    }
+    if let Some(v) = args.dc.or(file.dc) {
+        c.dc = v;
+    }
     c.validate().context("invalid configuration")?;
     if !c.dir.is_dir() {
         bail!("dir: {} is not a directory", c.dir.display());
@@ -351,6 +517,7 @@ fn up(args: UpArgs) -> Result<()> {
         }
         replicas.push(addr);
     }
+    let sentinels = start_sentinels(&exe, &dir, &master, &replicas, &mut nodes)?;
     let port = master.rsplit(':').next().unwrap_or("6379");
     println!("vigil local cluster is up (data in {})", dir.display());
     println!();
@@ -358,8 +525,18 @@ fn up(args: UpArgs) -> Result<()> {
     for r in &replicas {
         println!("  data node (replica) {r}");
     }
+    for (i, (gossip, resp)) in sentinels.iter().enumerate() {
+        println!(
+            "  sentinel s{}         resp {resp}  gossip (QUIC, mTLS) {gossip}",
+            i + 1
+        );
+    }
     println!();
     println!("connect:  redis-cli -p {port}");
+    if let Some((_, resp)) = sentinels.first() {
+        let sport = resp.rsplit(':').next().unwrap_or("26379");
+        println!("master:   redis-cli -p {sport} SENTINEL get-master-addr-by-name {UP_GROUP}");
+    }
     println!("stop:     Ctrl-C");
     std::io::stdout().flush().ok();
     rt.block_on(async {
@@ -375,6 +552,73 @@ fn up(args: UpArgs) -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     std::thread::sleep(Duration::from_millis(10));
     Ok(())
+}
+
+/// The group `vigil up` monitors.
+const UP_GROUP: &str = "mymaster";
+
+/// Starts three sentinels watching the local group, with a generated cluster CA (mTLS between
+/// them), and returns each one's `(gossip, resp)` addresses.
+fn start_sentinels(
+    exe: &Path,
+    dir: &Path,
+    master: &str,
+    replicas: &[String],
+    nodes: &mut Vec<ChildGuard>,
+) -> Result<Vec<(String, String)>> {
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).with_context(|| format!("creating {}", certs.display()))?;
+    vigil_sentinel::tls::init_ca(&certs).context("creating the dev cluster CA")?;
+    let mut out: Vec<(String, String)> = Vec::new();
+    for i in 1..=3 {
+        let name = format!("s{i}");
+        let (crt, key) = vigil_sentinel::tls::issue(&certs, &name, &["127.0.0.1".to_string()])
+            .with_context(|| format!("issuing the certificate of {name}"))?;
+        let sdir = dir.join(format!("sentinel-{i}"));
+        std::fs::create_dir_all(&sdir).with_context(|| format!("creating {}", sdir.display()))?;
+        let join = match out.first() {
+            Some((gossip, _)) => format!("join = [\"{gossip}\"]\n"),
+            None => String::new(),
+        };
+        let replicas: Vec<String> = replicas.iter().map(|r| format!("\"{r}\"")).collect();
+        let toml = format!(
+            "dir = {sdir:?}\ngossip = \"127.0.0.1:0\"\nresp = \"127.0.0.1:0\"\n{join}\n\
+             [tls]\nca = {ca:?}\ncert = {crt:?}\nkey = {key:?}\n\n\
+             [[group]]\nname = \"{UP_GROUP}\"\nmaster = \"{master}\"\nreplicas = [{}]\n\
+             quorum = 2\ndown-after-ms = 1000\nfailover-timeout-ms = 10000\n",
+            replicas.join(", "),
+            ca = certs.join("ca.crt"),
+        );
+        let file = sdir.join("sentinel.toml");
+        std::fs::write(&file, toml).with_context(|| format!("writing {}", file.display()))?;
+        let mut child = Process::new(exe)
+            .arg("sentinel")
+            .arg("--config")
+            .arg(&file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting a sentinel")?;
+        let stdout = child
+            .stdout
+            .take()
+            .context("reading the sentinel's output")?;
+        nodes.push(ChildGuard { child, addr: None });
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .context("waiting for the sentinel to start")?;
+        let field = |k: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(k))
+                .map(str::to_string)
+        };
+        match (field("gossip="), field("resp=")) {
+            (Some(g), Some(r)) if line.starts_with("READY ") => out.push((g, r)),
+            _ => bail!("the sentinel did not start: {line:?}"),
+        }
+    }
+    Ok(out)
 }
 
 /// Starts `vigil datanode` in `dir` on `port` (0: any free port), adds its guard to `nodes`,

@@ -180,7 +180,10 @@ mod tests {
         let id = run_id("0123456789abcdef0123456789abcdef01234567");
         assert_eq!(id, RunId(0x0123_4567_89ab_cdef));
         assert_eq!(run_id_prefix(id), "0123456789abcdef");
-        assert_eq!(repl_id("0000000000000000000000000000000000000000"), ReplId(0));
+        assert_eq!(
+            repl_id("0000000000000000000000000000000000000000"),
+            ReplId(0)
+        );
         // Non-hex ids still map deterministically.
         assert_eq!(run_id("not-hex"), run_id("not-hex"));
         assert_ne!(run_id("not-hex"), run_id("not-hex2"));

@@ -213,16 +213,25 @@ impl Settings {
 
     /// Parses and validates a `sentinel.toml`.
     pub fn from_toml(text: &str) -> Result<Settings, SettingsError> {
-        let file: TomlFile = toml::from_str(text).map_err(|e| SettingsError::Toml(e.to_string()))?;
+        let file: TomlFile =
+            toml::from_str(text).map_err(|e| SettingsError::Toml(e.to_string()))?;
         let mut s = Settings::empty(file.dir.unwrap_or_else(|| PathBuf::from(".")));
         if let Some(a) = file.gossip {
             s.gossip = socket("gossip", &a)?;
         }
         if let Some(a) = file.resp {
-            s.resp = if a.is_empty() { None } else { Some(socket("resp", &a)?) };
+            s.resp = if a.is_empty() {
+                None
+            } else {
+                Some(socket("resp", &a)?)
+            };
         }
         if let Some(a) = file.grpc {
-            s.grpc = if a.is_empty() { None } else { Some(socket("grpc", &a)?) };
+            s.grpc = if a.is_empty() {
+                None
+            } else {
+                Some(socket("grpc", &a)?)
+            };
         }
         if let Some(a) = file.announce {
             s.announce = Some(socket("announce", &a)?);
@@ -235,16 +244,18 @@ impl Settings {
         s.dc = file.dc.filter(|d| !d.is_empty());
         s.tls = file.tls;
         let t = file.timing;
-        let ms = |key: &str, v: Option<u64>, default: Duration| -> Result<Duration, SettingsError> {
-            match v {
-                None => Ok(default),
-                Some(0) => Err(invalid(format!("timing.{key}"), "must be positive")),
-                Some(v) if v > 3_600_000 => {
-                    Err(invalid(format!("timing.{key}"), format!("{v} exceeds one hour")))
+        let ms =
+            |key: &str, v: Option<u64>, default: Duration| -> Result<Duration, SettingsError> {
+                match v {
+                    None => Ok(default),
+                    Some(0) => Err(invalid(format!("timing.{key}"), "must be positive")),
+                    Some(v) if v > 3_600_000 => Err(invalid(
+                        format!("timing.{key}"),
+                        format!("{v} exceeds one hour"),
+                    )),
+                    Some(v) => Ok(Duration::from_millis(v)),
                 }
-                Some(v) => Ok(Duration::from_millis(v)),
-            }
-        };
+            };
         let d = Timing::default();
         s.timing = Timing {
             probe_interval: ms("probe-interval-ms", t.probe_interval_ms, d.probe_interval)?,
@@ -254,14 +265,22 @@ impl Settings {
                 t.heartbeat_interval_ms,
                 d.heartbeat_interval,
             )?,
-            election_jitter: ms("election-jitter-ms", t.election_jitter_ms, d.election_jitter)?,
+            election_jitter: ms(
+                "election-jitter-ms",
+                t.election_jitter_ms,
+                d.election_jitter,
+            )?,
             lease_ttl: ms("lease-ttl-ms", t.lease_ttl_ms, d.lease_ttl)?,
             convergence_grace: ms(
                 "convergence-grace-ms",
                 t.convergence_grace_ms,
                 d.convergence_grace,
             )?,
-            backend_timeout: ms("backend-timeout-ms", t.backend_timeout_ms, d.backend_timeout)?,
+            backend_timeout: ms(
+                "backend-timeout-ms",
+                t.backend_timeout_ms,
+                d.backend_timeout,
+            )?,
         };
         for g in file.group {
             let key = |k: &str| format!("group.{}.{k}", g.name);
@@ -325,18 +344,20 @@ impl Settings {
             match first.to_ascii_lowercase().as_str() {
                 "port" => {
                     want(1)?;
-                    port = args[0]
-                        .parse()
-                        .ok()
-                        .filter(|p| *p != 0)
-                        .ok_or_else(|| err(format!("port {:?} is not in 1..=65535", args[0])))?;
+                    port =
+                        args[0].parse().ok().filter(|p| *p != 0).ok_or_else(|| {
+                            err(format!("port {:?} is not in 1..=65535", args[0]))
+                        })?;
                 }
                 "bind" => {
                     want(1)?;
                     // Vigil binds one address; the first IP literal wins ("-::1" style
                     // optional addresses are accepted without the dash).
                     let a = args[0].trim_start_matches('-');
-                    bind = Some(a.parse().map_err(|_| err(format!("bind {a:?} is not an IP")))?);
+                    bind = Some(
+                        a.parse()
+                            .map_err(|_| err(format!("bind {a:?} is not an IP")))?,
+                    );
                 }
                 "dir" => {
                     want(1)?;
@@ -358,25 +379,35 @@ impl Settings {
                             let q = group_arg(3)?;
                             let addr = node_addr("sentinel monitor", &format!("{host}:{p}"))
                                 .map_err(|e| err(e.to_string()))?;
-                            let quorum: i64 =
-                                q.parse().map_err(|_| err(format!("quorum {q:?} is not a number")))?;
-                            let g = GroupSettings::new(name, addr, 1).map_err(|e| err(e.to_string()))?;
+                            let quorum: i64 = q
+                                .parse()
+                                .map_err(|_| err(format!("quorum {q:?} is not a number")))?;
+                            let g = GroupSettings::new(name, addr, 1)
+                                .map_err(|e| err(e.to_string()))?;
                             if s.groups.iter().any(|x| x.name == *name) {
                                 return Err(err(format!("group {name} is monitored twice")));
                             }
                             let mut g = g;
-                            g.quorum = small("quorum", quorum, 1).map_err(|e| err(e.to_string()))?;
+                            g.quorum =
+                                small("quorum", quorum, 1).map_err(|e| err(e.to_string()))?;
                             s.groups.push(g);
                         }
-                        "down-after-milliseconds" | "failover-timeout" | "parallel-syncs"
-                        | "auth-pass" | "auth-user" | "known-replica" | "known-slave" => {
+                        "down-after-milliseconds"
+                        | "failover-timeout"
+                        | "parallel-syncs"
+                        | "auth-pass"
+                        | "auth-user"
+                        | "known-replica"
+                        | "known-slave" => {
                             let name = group_arg(0)?;
                             let value = group_arg(1)?;
-                            let g = s
-                                .groups
-                                .iter_mut()
-                                .find(|g| g.name == *name)
-                                .ok_or_else(|| err(format!("no such master {name:?} (monitor it first)")))?;
+                            let g =
+                                s.groups
+                                    .iter_mut()
+                                    .find(|g| g.name == *name)
+                                    .ok_or_else(|| {
+                                        err(format!("no such master {name:?} (monitor it first)"))
+                                    })?;
                             let num = || -> Result<i64, SettingsError> {
                                 value
                                     .parse()
@@ -384,7 +415,8 @@ impl Settings {
                             };
                             match sub.as_str() {
                                 "down-after-milliseconds" => {
-                                    g.down_after = millis(&sub, num()?).map_err(|e| err(e.to_string()))?
+                                    g.down_after =
+                                        millis(&sub, num()?).map_err(|e| err(e.to_string()))?
                                 }
                                 "failover-timeout" => {
                                     g.failover_timeout =
@@ -408,33 +440,60 @@ impl Settings {
                         }
                         "announce-ip" => {
                             let a = group_arg(0)?;
-                            announce_ip =
-                                Some(a.parse().map_err(|_| err(format!("announce-ip {a:?} is not an IP")))?);
+                            announce_ip = Some(
+                                a.parse()
+                                    .map_err(|_| err(format!("announce-ip {a:?} is not an IP")))?,
+                            );
                         }
                         "announce-port" => {
                             let p = group_arg(0)?;
-                            announce_port = Some(
-                                p.parse()
-                                    .ok()
-                                    .filter(|p| *p != 0)
-                                    .ok_or_else(|| err(format!("announce-port {p:?} is not in 1..=65535")))?,
-                            );
+                            announce_port =
+                                Some(p.parse().ok().filter(|p| *p != 0).ok_or_else(|| {
+                                    err(format!("announce-port {p:?} is not in 1..=65535"))
+                                })?);
                         }
-                        "myid" | "config-epoch" | "leader-epoch" | "current-epoch"
-                        | "known-sentinel" | "deny-scripts-reconfig" | "resolve-hostnames"
-                        | "announce-hostnames" | "sentinel-user" | "sentinel-pass"
-                        | "notification-script" | "client-reconfig-script" | "rename-command"
-                        | "master-reboot-down-after-period" | "config-rewrite" => {
+                        "myid"
+                        | "config-epoch"
+                        | "leader-epoch"
+                        | "current-epoch"
+                        | "known-sentinel"
+                        | "deny-scripts-reconfig"
+                        | "resolve-hostnames"
+                        | "announce-hostnames"
+                        | "sentinel-user"
+                        | "sentinel-pass"
+                        | "notification-script"
+                        | "client-reconfig-script"
+                        | "rename-command"
+                        | "master-reboot-down-after-period"
+                        | "config-rewrite" => {
                             tracing::warn!(line, directive = %sub, "sentinel directive ignored");
                         }
                         other => return Err(err(format!("unknown sentinel directive {other:?}"))),
                     }
                 }
-                "daemonize" | "pidfile" | "logfile" | "loglevel" | "protected-mode"
-                | "supervised" | "syslog-enabled" | "syslog-ident" | "syslog-facility"
-                | "always-show-logo" | "set-proc-title" | "proc-title-template"
-                | "tcp-keepalive" | "tcp-backlog" | "timeout" | "unixsocket" | "unixsocketperm"
-                | "user" | "acllog-max-len" | "aclfile" | "requirepass" | "latency-tracking-info-percentiles" => {
+                "daemonize"
+                | "pidfile"
+                | "logfile"
+                | "loglevel"
+                | "protected-mode"
+                | "supervised"
+                | "syslog-enabled"
+                | "syslog-ident"
+                | "syslog-facility"
+                | "always-show-logo"
+                | "set-proc-title"
+                | "proc-title-template"
+                | "tcp-keepalive"
+                | "tcp-backlog"
+                | "timeout"
+                | "unixsocket"
+                | "unixsocketperm"
+                | "user"
+                | "acllog-max-len"
+                | "aclfile"
+                | "requirepass"
+                | "latency-tracking-info-percentiles" => {
                     tracing::warn!(line, directive = %first, "directive ignored by vigil sentinel");
                 }
                 other => return Err(err(format!("unknown directive {other:?}"))),
@@ -490,7 +549,8 @@ impl GroupSettings {
             name: name.to_owned(),
             master,
             replicas: Vec::new(),
-            quorum: NonZeroU8::new(quorum).ok_or_else(|| invalid("quorum", "must be at least 1"))?,
+            quorum: NonZeroU8::new(quorum)
+                .ok_or_else(|| invalid("quorum", "must be at least 1"))?,
             down_after: Duration::from_secs(5),
             failover_timeout: Duration::from_secs(10),
             parallel_syncs: NonZeroU8::MIN,
@@ -520,7 +580,8 @@ fn socket(key: &str, text: &str) -> Result<SocketAddr, SettingsError> {
 }
 
 fn node_addr(key: &str, text: &str) -> Result<NodeAddr, SettingsError> {
-    text.parse().map_err(|e: crate::nodes::AddrError| invalid(key, e.to_string()))
+    text.parse()
+        .map_err(|e: crate::nodes::AddrError| invalid(key, e.to_string()))
 }
 
 fn millis(key: &str, v: i64) -> Result<Duration, SettingsError> {
@@ -630,8 +691,16 @@ mod tests {
     #[test]
     fn toml_errors_name_the_key_and_the_rule() {
         let cases = [
-            ("[[group]]\nname=\"g\"\nmaster=\"h:1\"\nquorum=0", "group.g.quorum", "0 is not in 1..=255"),
-            ("[[group]]\nname=\"g\"\nmaster=\"h\"\nquorum=1", "group.g.master", "HOST:PORT"),
+            (
+                "[[group]]\nname=\"g\"\nmaster=\"h:1\"\nquorum=0",
+                "group.g.quorum",
+                "0 is not in 1..=255",
+            ),
+            (
+                "[[group]]\nname=\"g\"\nmaster=\"h\"\nquorum=1",
+                "group.g.master",
+                "HOST:PORT",
+            ),
             (
                 "[[group]]\nname=\"g\"\nmaster=\"h:1\"\nquorum=1\ndown-after-ms=-5",
                 "group.g.down-after-ms",
@@ -643,7 +712,11 @@ mod tests {
                 "below twice the probe interval",
             ),
             ("gossip = \"nope\"", "gossip", "not an IP:PORT"),
-            ("[timing]\nprobe-interval-ms = 0", "timing.probe-interval-ms", "positive"),
+            (
+                "[timing]\nprobe-interval-ms = 0",
+                "timing.probe-interval-ms",
+                "positive",
+            ),
             ("bogus = 1", "bogus", "unknown field"),
             (
                 "[[group]]\nname=\"g\"\nmaster=\"h:1\"\nquorum=1\n[[group]]\nname=\"g\"\nmaster=\"h:2\"\nquorum=1",
@@ -690,11 +763,27 @@ mod tests {
         let cases = [
             ("port 0", "line 1", "1..=65535"),
             ("\nsentinel monitor m 127.0.0.1 6379 0", "line 2", "quorum"),
-            ("sentinel down-after-milliseconds nope 5", "line 1", "no such master"),
-            ("sentinel monitor m h 1 1\nsentinel parallel-syncs m x", "line 2", "not a number"),
+            (
+                "sentinel down-after-milliseconds nope 5",
+                "line 1",
+                "no such master",
+            ),
+            (
+                "sentinel monitor m h 1 1\nsentinel parallel-syncs m x",
+                "line 2",
+                "not a number",
+            ),
             ("frobnicate yes", "line 1", "unknown directive"),
-            ("sentinel monitor \"m 127.0.0.1 1 1", "line 1", "unbalanced quotes"),
-            ("sentinel monitor m h 1 1\nsentinel monitor m h 2 1", "line 2", "twice"),
+            (
+                "sentinel monitor \"m 127.0.0.1 1 1",
+                "line 1",
+                "unbalanced quotes",
+            ),
+            (
+                "sentinel monitor m h 1 1\nsentinel monitor m h 2 1",
+                "line 2",
+                "twice",
+            ),
         ];
         for (text, line, rule) in cases {
             let e = Settings::from_redis_config(text).unwrap_err().to_string();

@@ -215,7 +215,10 @@ pub fn load(dir: &Path, nodes: &mut NodeTable) -> Result<Option<DurableState>, S
     if meta.len() > MAX_FILE {
         return Err(StateError::Corrupt {
             path,
-            reason: format!("{} bytes, more than the {MAX_FILE} a state can hold", meta.len()),
+            reason: format!(
+                "{} bytes, more than the {MAX_FILE} a state can hold",
+                meta.len()
+            ),
         });
     }
     let bytes = fs::read(&path).map_err(io)?;
@@ -292,7 +295,10 @@ mod tests {
         fresh.intern(&NodeAddr::new("10.0.0.1", 1)).unwrap();
         let back = load(dir.path(), &mut fresh).unwrap().unwrap();
         let g = &back.groups[&GroupName::new("g1")];
-        assert_eq!(fresh.addr(g.master), Some(&NodeAddr::new("127.0.0.1", 7000)));
+        assert_eq!(
+            fresh.addr(g.master),
+            Some(&NodeAddr::new("127.0.0.1", 7000))
+        );
         assert_eq!(g.vote, Some((Term(7), SentinelId(42))));
         assert_eq!(back.version, PersistVersion(12));
         assert_eq!(back.voters, state.voters);
@@ -306,7 +312,10 @@ mod tests {
         let p = Path::new("x");
         let cases: Vec<Vec<u8>> = vec![
             bytes[..bytes.len() / 2].to_vec(),
-            bytes.iter().map(|b| if *b == b'7' { b'8' } else { *b }).collect(),
+            bytes
+                .iter()
+                .map(|b| if *b == b'7' { b'8' } else { *b })
+                .collect(),
             b"garbage".to_vec(),
             Vec::new(),
             vec![0xff; 40],

@@ -7,3 +7,4 @@ mod datanode;
 mod diff;
 mod persistence;
 mod replication;
+mod sentinel;

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Failover benchmark (not a test): kill -9 the master under a client writing every 10 ms, with
+# Vigil sentinels and, if redis-server is installed, Redis Sentinel side by side.
+#   bench/failover.sh [RUNS=5] [DOWN_AFTERS=1000,5000]
+# Prints a markdown table of median (min–max) milliseconds after the kill; see bench/failover.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --bin vigil >&2
+VIGIL="$PWD/target/release/vigil" exec python3 bench/failover.py "$@"

@@ -1,0 +1,846 @@
+//! `vigil sentinel`'s shell: the tokio loop that feeds the core and executes its actions.
+//!
+//! Owns `run` (start-up: identity, state, transport, RESP port; then the loop of STYLE.md §2),
+//! the execution of every `core::Action` (backend calls, gossip sends, the durable state
+//! write), the `__sentinel__:hello` discovery, and the `Snapshot` that query ports read.
+//! Invariants: only `Action::Persist` is awaited by the loop, and the next action is executed
+//! only after the state is on disk, so no vote leaves before it is durable; every call to a
+//! data node runs in its own task with a deadline, so a hung node never stalls the loop; at
+//! most one probe and one INFO per node are in flight.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::backend::{Backend, BackendConfig, BackendError, LeaseGrant, NodeReport, RespBackend};
+use crate::core::{
+    Action, ConfigError, CoreConfig, DurableState, Gossip, GroupConfig, GroupName, Input,
+    NodeClock, NodeId, ProbeReply, Quorum, Sentinel, SentinelId, Term,
+};
+use crate::events::{self, EventRecord, NodeLookup};
+use crate::gossip::{self, TransportConfig, TransportEvent, TransportHandle};
+use crate::nodes::{self, NodeAddr, NodeTable};
+use crate::settings::{GroupSettings, Settings};
+use crate::state::{self, StateError};
+use crate::tls::Identity;
+
+/// The pub/sub channel Redis sentinels announce themselves on.
+pub const HELLO_CHANNEL: &str = "__sentinel__:hello";
+/// How often this sentinel announces itself on every master's hello channel.
+const HELLO_INTERVAL: Duration = Duration::from_secs(2);
+/// A term or epoch further than this above ours in a peer's message is refused as nonsense.
+const MAX_TERM_JUMP: u64 = 1 << 20;
+/// Inputs waiting for the loop (probe and INFO results); beyond this, results are dropped,
+/// which the core treats as a missed reply.
+const INPUT_QUEUE: usize = 4096;
+/// Events buffered per subscriber before a slow one is told it lagged.
+const EVENT_BUFFER: usize = 1024;
+
+/// Why the daemon stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The state directory cannot be created.
+    #[error("state directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The state file cannot be read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The identity or certificates cannot be loaded.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// The gossip endpoint cannot start.
+    #[error(transparent)]
+    Gossip(#[from] gossip::GossipError),
+    /// A TCP port cannot be bound.
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind {
+        /// Which port.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The settings break a rule of the core.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The state file belongs to another identity.
+    #[error(
+        "state file in {dir} belongs to sentinel {found}, but this identity is sentinel {mine}; \
+         use the certificate this sentinel was started with, or another --dir"
+    )]
+    IdMismatch {
+        /// The directory.
+        dir: PathBuf,
+        /// The id in the state file.
+        found: SentinelId,
+        /// The id of the loaded identity.
+        mine: SentinelId,
+    },
+    /// More data nodes than the table holds.
+    #[error("too many data nodes")]
+    TooManyNodes,
+}
+
+/// The addresses a started sentinel serves, for the `READY` line.
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    /// This sentinel's id.
+    pub id: SentinelId,
+    /// Its name (from its certificate).
+    pub name: String,
+    /// The QUIC gossip address (UDP).
+    pub gossip: SocketAddr,
+    /// The RESP sentinel port (TCP), if served.
+    pub resp: Option<SocketAddr>,
+    /// The gRPC control API (TCP), if served.
+    pub grpc: Option<SocketAddr>,
+}
+
+/// What query ports read: the sentinel's view, refreshed by the loop after every change.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// This sentinel's id.
+    pub id: u32,
+    /// Its name.
+    pub name: String,
+    /// Its gossip address as peers dial it.
+    pub gossip: Option<SocketAddr>,
+    /// Every group.
+    pub groups: Vec<GroupSnapshot>,
+    /// The voter set.
+    pub voters: Vec<u32>,
+    /// Peers the transport knows: `(id, name, addr, connected)`.
+    pub peers: Vec<(u32, String, SocketAddr, bool)>,
+}
+
+/// One group in a `Snapshot`.
+#[derive(Clone, Debug)]
+pub struct GroupSnapshot {
+    /// The group.
+    pub name: String,
+    /// The master of the winning config.
+    pub master: NodeAddr,
+    /// Its config epoch.
+    pub epoch: u64,
+    /// The highest term known.
+    pub term: u64,
+    /// The quorum.
+    pub quorum: u8,
+    /// Replicas with whether this sentinel sees them down.
+    pub replicas: Vec<(NodeAddr, bool)>,
+    /// This sentinel sees the master subjectively down.
+    pub master_down: bool,
+    /// The master is objectively down.
+    pub odown: bool,
+    /// This sentinel leads a failover now.
+    pub failing_over: bool,
+    /// Maintenance mode.
+    pub paused: bool,
+    /// The group's settings.
+    pub settings: GroupSettings,
+}
+
+/// What the loop receives from its own tasks and from query ports.
+#[derive(Debug)]
+pub enum ShellInput {
+    /// A fact for the core as it is.
+    Core(Input),
+    /// An INFO reply, converted in the loop (it interns replica addresses).
+    Report {
+        /// The node.
+        node: NodeId,
+        /// The request's sequence number.
+        seq: crate::core::InfoSeq,
+        /// The parsed reply.
+        report: NodeReport,
+    },
+}
+
+/// Handles the query ports hold.
+#[derive(Clone, Debug)]
+pub struct Ports {
+    /// The latest view.
+    pub snapshot: watch::Receiver<Arc<Snapshot>>,
+    /// Every published event.
+    pub events: broadcast::Sender<EventRecord>,
+    /// Admin requests (`Input::FailoverRequested`, …) into the loop.
+    pub inputs: mpsc::Sender<ShellInput>,
+}
+
+struct NodeHandle {
+    backend: Arc<RespBackend>,
+    probing: AtomicBool,
+    reading: AtomicBool,
+}
+
+struct Shell {
+    core: Sentinel,
+    id: SentinelId,
+    nodes: NodeTable,
+    node_group: HashMap<NodeId, GroupName>,
+    settings: Settings,
+    handles: HashMap<NodeId, Arc<NodeHandle>>,
+    transport: TransportHandle,
+    inputs: mpsc::Sender<ShellInput>,
+    events: broadcast::Sender<EventRecord>,
+    snapshot: watch::Sender<Arc<Snapshot>>,
+    name: String,
+    announce: SocketAddr,
+    hello_subs: HashMap<GroupName, (NodeId, CancellationToken)>,
+    hello_tx: mpsc::Sender<String>,
+    cancel: CancellationToken,
+}
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Runs a sentinel until `cancel` fires or a fatal error (storage) occurs. `on_ready` is called
+/// once every port is bound, with the addresses served.
+pub async fn run(
+    settings: Settings,
+    cancel: CancellationToken,
+    on_ready: impl FnOnce(&Endpoints),
+) -> Result<(), DaemonError> {
+    let dir = settings.dir.clone();
+    std::fs::create_dir_all(&dir).map_err(|source| DaemonError::Dir {
+        path: dir.clone(),
+        source,
+    })?;
+    let identity = match &settings.tls {
+        Some(t) => Identity::from_files(&t.cert, &t.key, Some(&t.ca))?,
+        None => {
+            warn!(
+                dir = %dir.display(),
+                "DEV MODE: no cluster CA configured; this sentinel uses a self-signed \
+                 certificate and accepts ANY peer. Configure [tls] (vigil certs) in production"
+            );
+            Identity::dev(&dir)?
+        }
+    };
+    let id = identity.sentinel_id();
+    let name = identity.name().to_owned();
+    let mut nodes = NodeTable::default();
+    let recovered = state::load(&dir, &mut nodes)?;
+    if let Some(st) = &recovered {
+        if st.id != id {
+            return Err(DaemonError::IdMismatch {
+                dir,
+                found: st.id,
+                mine: id,
+            });
+        }
+    }
+    let mut node_group = HashMap::new();
+    let mut groups = Vec::new();
+    for g in &settings.groups {
+        let name = GroupName::new(&g.name);
+        let master = nodes.intern(&g.master).ok_or(DaemonError::TooManyNodes)?;
+        node_group.insert(master, name.clone());
+        let mut replicas = Vec::new();
+        for r in &g.replicas {
+            let r = nodes.intern(r).ok_or(DaemonError::TooManyNodes)?;
+            node_group.insert(r, name.clone());
+            replicas.push(r);
+        }
+        let mut gc = GroupConfig::new(&g.name, master, replicas, Quorum(g.quorum));
+        gc.down_after = g.down_after;
+        gc.failover_timeout = g.failover_timeout;
+        gc.parallel_syncs = g.parallel_syncs;
+        gc.preferred_dc = g.preferred_dc.as_deref().map(|d| crate::core::Dc(d.into()));
+        gc.sync_replicas = g.sync_replicas;
+        groups.push(gc);
+    }
+    let mut cfg = CoreConfig::new([id].into_iter().collect(), groups);
+    let t = &settings.timing;
+    cfg.probe_interval = t.probe_interval;
+    cfg.info_interval = t.info_interval;
+    cfg.heartbeat_interval = t.heartbeat_interval;
+    cfg.election_jitter = t.election_jitter;
+    cfg.lease_ttl = t.lease_ttl;
+    cfg.convergence_grace = t.convergence_grace;
+    cfg.dc = settings.dc.as_deref().map(|d| crate::core::Dc(d.into()));
+    if let Some(st) = &recovered {
+        cfg.voters = st.voters.clone();
+    }
+    match cfg.validate() {
+        // Peers join after start; until enough have, the quorum cannot be reached, which is
+        // safe (no ODOWN, no election) and logged.
+        Err(ConfigError::QuorumTooLarge {
+            group,
+            quorum,
+            voters,
+        }) => {
+            info!(%group, quorum, voters, "waiting for sentinels to join before the quorum can be reached")
+        }
+        other => other?,
+    }
+    let seed = rand::random::<u64>();
+    let core = match recovered {
+        Some(st) => {
+            info!(id = %id, version = st.version.0, "resuming from the state file");
+            Sentinel::recover(cfg, st, seed, now())
+        }
+        None => Sentinel::new(id, cfg, seed, now()),
+    };
+
+    let (transport, mut transport_rx) = gossip::start(
+        TransportConfig {
+            listen: settings.gossip,
+            announce: settings.announce,
+            identity,
+            max_message: 1 << 20,
+            max_peers: 64,
+            seeds: settings.join.clone(),
+            request_timeout: Duration::from_secs(5),
+        },
+        cancel.child_token(),
+    )
+    .await?;
+    let gossip_addr = transport.local_addr();
+    let announce = settings.announce.unwrap_or(gossip_addr);
+
+    let (inputs, mut inputs_rx) = mpsc::channel(INPUT_QUEUE);
+    let (events, _) = broadcast::channel(EVENT_BUFFER);
+    let (snapshot, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
+    let (hello_tx, mut hello_rx) = mpsc::channel(256);
+    let ports = Ports {
+        snapshot: snapshot_rx,
+        events: events.clone(),
+        inputs: inputs.clone(),
+    };
+    let resp = match settings.resp {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::Bind {
+                    what: "the RESP sentinel port",
+                    addr,
+                    source,
+                })?;
+            let local = listener.local_addr().map_err(|source| DaemonError::Bind {
+                what: "the RESP sentinel port",
+                addr,
+                source,
+            })?;
+            tokio::spawn(crate::resp_port::serve(
+                listener,
+                ports.clone(),
+                cancel.child_token(),
+            ));
+            Some(local)
+        }
+        None => None,
+    };
+
+    let mut shell = Shell {
+        core,
+        id,
+        nodes,
+        node_group,
+        settings,
+        handles: HashMap::new(),
+        transport,
+        inputs,
+        events,
+        snapshot,
+        name: name.clone(),
+        announce,
+        hello_subs: HashMap::new(),
+        hello_tx,
+        cancel: cancel.clone(),
+    };
+    shell.refresh();
+    on_ready(&Endpoints {
+        id,
+        name,
+        gossip: gossip_addr,
+        resp,
+        grpc: None,
+    });
+    info!(%id, gossip = %gossip_addr, "sentinel started");
+
+    let mut hello_tick = tokio::time::interval(HELLO_INTERVAL);
+    hello_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let mut changed = false;
+        while let Some(action) = shell.core.poll_action() {
+            changed |= shell.execute(action).await?;
+        }
+        if changed {
+            shell.refresh();
+        }
+        let deadline = shell.core.poll_timeout();
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            Some(input) = inputs_rx.recv() => shell.on_input(input),
+            Some(event) = transport_rx.recv() => shell.on_transport(event),
+            Some(hello) = hello_rx.recv() => shell.on_hello(&hello),
+            _ = hello_tick.tick() => {
+                shell.publish_hellos();
+                shell.refresh();
+            }
+            () = sleep_until_opt(deadline) => shell.core.handle_timeout(now()),
+        }
+    }
+    info!(%id, "sentinel stopped");
+    Ok(())
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Shell {
+    /// Executes one action; `Ok(true)` when the view changed (state or event).
+    async fn execute(&mut self, action: Action) -> Result<bool, DaemonError> {
+        match action {
+            Action::Persist(st) => {
+                self.persist(&st).await?;
+                self.core.handle(
+                    now(),
+                    Input::Persisted {
+                        version: st.version,
+                    },
+                );
+                return Ok(true);
+            }
+            Action::Probe { node } => self.probe(node),
+            Action::Info { node, seq } => self.info(node, seq),
+            Action::SendGossip { to, msg } => match gossip::convert::encode(&msg, &self.nodes) {
+                Some(env) => self.transport.send(to, env),
+                None => debug!(peer = %to, "gossip names an unknown node; not sent"),
+            },
+            Action::GrantLease { node, lease } => {
+                let grant = LeaseGrant {
+                    sentinel: lease.from.0,
+                    start: lease.start.0,
+                    ttl: lease.ttl,
+                    majority: lease.majority,
+                    run_id_prefix: nodes::run_id_prefix(lease.run_id),
+                };
+                self.call(node, "lease", move |b| {
+                    Box::pin(async move { b.grant_lease(&grant).await })
+                });
+            }
+            Action::Promote { node } => {
+                info!(node = %self.describe(node), "promoting (REPLICAOF NO ONE)");
+                self.call(node, "promote", |b| {
+                    Box::pin(async move { b.promote().await })
+                });
+            }
+            Action::Reconfigure { node, master } => {
+                let Some(addr) = self.nodes.addr(master).cloned() else {
+                    return Ok(false);
+                };
+                info!(node = %self.describe(node), master = %addr, "reconfiguring (REPLICAOF)");
+                self.call(node, "replicaof", move |b| {
+                    Box::pin(async move { b.replicate_from(&addr).await })
+                });
+            }
+            Action::PauseWrites { node, timeout } => {
+                self.call(node, "pause", move |b| {
+                    Box::pin(async move { b.pause_writes(timeout).await })
+                });
+            }
+            Action::UnpauseWrites { node } => {
+                self.call(node, "unpause", |b| {
+                    Box::pin(async move { b.unpause_writes().await })
+                });
+            }
+            Action::Publish(event) => {
+                let record = events::render(&event, SystemTime::now(), &Lookup(self));
+                info!(channel = %record.channel, payload = %record.payload, "event");
+                // No subscriber is not an error.
+                let _ = self.events.send(record);
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn persist(&mut self, st: &DurableState) -> Result<(), DaemonError> {
+        let bytes = state::encode(st, &self.nodes);
+        let dir = self.settings.dir.clone();
+        let res = tokio::task::spawn_blocking(move || state::store(&dir, &bytes)).await;
+        match res {
+            Ok(r) => r.map_err(DaemonError::State),
+            Err(join) => Err(DaemonError::State(StateError::Io {
+                path: state::path_in(&self.settings.dir),
+                source: std::io::Error::other(join.to_string()),
+            })),
+        }
+    }
+
+    fn handle(&mut self, node: NodeId) -> Option<Arc<NodeHandle>> {
+        if let Some(h) = self.handles.get(&node) {
+            return Some(h.clone());
+        }
+        let addr = self.nodes.addr(node)?.clone();
+        let group = self.group_of(node);
+        let gs = group
+            .as_ref()
+            .and_then(|g| self.settings.groups.iter().find(|s| s.name == g.as_str()))
+            .or(self.settings.groups.first());
+        let cfg = BackendConfig {
+            auth_user: gs.and_then(|g| g.auth_user.clone()),
+            auth_pass: gs.and_then(|g| g.auth_pass.clone()),
+            timeout: self.settings.timing.backend_timeout,
+            client_name: "vigil-sentinel".into(),
+        };
+        let h = Arc::new(NodeHandle {
+            backend: Arc::new(RespBackend::new(addr, cfg)),
+            probing: AtomicBool::new(false),
+            reading: AtomicBool::new(false),
+        });
+        self.handles.insert(node, h.clone());
+        Some(h)
+    }
+
+    fn group_of(&self, node: NodeId) -> Option<GroupName> {
+        if let Some(g) = self.node_group.get(&node) {
+            return Some(g.clone());
+        }
+        self.core.group_names().into_iter().find(|g| {
+            self.core
+                .group_view(g)
+                .is_some_and(|v| v.master == node || v.replicas.contains(&node))
+        })
+    }
+
+    fn probe(&mut self, node: NodeId) {
+        let Some(h) = self.handle(node) else {
+            return;
+        };
+        if h.probing.swap(true, Ordering::AcqRel) {
+            return; // the previous probe is still waiting for its deadline
+        }
+        let tx = self.inputs.clone();
+        tokio::spawn(async move {
+            let input = match h.backend.probe().await {
+                Ok(p) => Input::NodeReplied {
+                    node,
+                    reply: ProbeReply {
+                        status: p.status,
+                        clock: p.clock.map(NodeClock),
+                    },
+                },
+                Err(e) => {
+                    debug!(%node, error = %e, "probe failed");
+                    Input::ProbeFailed { node }
+                }
+            };
+            h.probing.store(false, Ordering::Release);
+            let _ = tx.try_send(ShellInput::Core(input));
+        });
+    }
+
+    fn info(&mut self, node: NodeId, seq: crate::core::InfoSeq) {
+        let Some(h) = self.handle(node) else {
+            return;
+        };
+        if h.reading.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let tx = self.inputs.clone();
+        tokio::spawn(async move {
+            let res = h.backend.info().await;
+            h.reading.store(false, Ordering::Release);
+            match res {
+                Ok(report) => {
+                    let _ = tx.try_send(ShellInput::Report { node, seq, report });
+                }
+                Err(e) => debug!(%node, error = %e, "INFO failed"),
+            }
+        });
+    }
+
+    /// Runs a command against `node` in its own task; failures are logged (the core notices
+    /// their effect, or its absence, through probes and INFO).
+    fn call<F>(&mut self, node: NodeId, what: &'static str, f: F)
+    where
+        F: FnOnce(Arc<RespBackend>) -> crate::backend::BoxFut<'static, Result<(), BackendError>>
+            + Send
+            + 'static,
+    {
+        let Some(h) = self.handle(node) else {
+            return;
+        };
+        let addr = self.nodes.addr(node).cloned();
+        tokio::spawn(async move {
+            match f(h.backend.clone()).await {
+                Ok(()) => debug!(?addr, what, "done"),
+                Err(BackendError::Unsupported) => debug!(?addr, what, "not supported by the node"),
+                Err(e) => warn!(?addr, what, error = %e, "data node command failed"),
+            }
+        });
+    }
+
+    fn on_input(&mut self, input: ShellInput) {
+        match input {
+            ShellInput::Core(input) => self.core.handle(now(), input),
+            ShellInput::Report { node, seq, report } => {
+                let group = self.group_of(node);
+                let Some(info) = report.to_core(&mut self.nodes) else {
+                    warn!(%node, "node table full; INFO ignored");
+                    return;
+                };
+                if let (Some(g), crate::core::NodeRole::Master { replicas }) = (&group, &info.role)
+                {
+                    for r in replicas {
+                        self.node_group.entry(*r).or_insert_with(|| g.clone());
+                    }
+                }
+                self.core
+                    .handle(now(), Input::InfoReceived { node, seq, info });
+            }
+        }
+    }
+
+    fn on_transport(&mut self, event: TransportEvent) {
+        match event {
+            TransportEvent::PeerUp { id, name, addr } => {
+                info!(peer = %id, %name, %addr, "peer connected");
+                self.core.handle(
+                    now(),
+                    Input::GossipReceived {
+                        from: id,
+                        msg: Gossip::Hello,
+                    },
+                );
+            }
+            TransportEvent::PeerDown { id } => debug!(peer = %id, "peer disconnected"),
+            TransportEvent::Message { from, env } => {
+                let msg = match gossip::convert::decode(env, &mut self.nodes) {
+                    Ok(gossip::convert::Decoded::Core(msg)) => msg,
+                    Ok(_) => return, // transport-level messages are the transport's
+                    Err(e) => {
+                        warn!(peer = %from, error = %e, "invalid gossip refused");
+                        return;
+                    }
+                };
+                if let Err(why) = self.check(&msg) {
+                    warn!(peer = %from, reason = %why, "gossip refused");
+                    return;
+                }
+                self.core.handle(now(), Input::GossipReceived { from, msg });
+            }
+        }
+    }
+
+    /// Refuses messages about groups we do not watch, or with terms and epochs absurdly far
+    /// above ours (a buggy or hostile peer must not push a group's term to `u64::MAX`).
+    fn check(&self, msg: &Gossip) -> Result<(), String> {
+        let (group, number) = match msg {
+            Gossip::Opinion { group, .. } => (group, None),
+            Gossip::RequestVote { group, term, .. }
+            | Gossip::Vote { group, term, .. }
+            | Gossip::Abandoned { group, term } => (group, Some(term.0)),
+            Gossip::Config { group, epoch, .. }
+            | Gossip::ConfigQuery { group, epoch, .. }
+            | Gossip::ConfigAnswer { group, epoch, .. } => (group, Some(epoch.0)),
+            Gossip::Heartbeat { configs, .. } => {
+                for (g, epoch, _) in configs {
+                    if let Some(v) = self.core.group_view(g) {
+                        if epoch.0 > v.term.0.max(v.epoch.0).saturating_add(MAX_TERM_JUMP) {
+                            return Err(format!(
+                                "epoch {} of group {g} from the far future",
+                                epoch.0
+                            ));
+                        }
+                    }
+                }
+                return Ok(());
+            }
+            Gossip::Hello => return Ok(()),
+        };
+        let Some(view) = self.core.group_view(group) else {
+            return Err(format!("unknown group {group}"));
+        };
+        let ours = view.term.max(Term(view.epoch.0)).0;
+        match number {
+            Some(n) if n > ours.saturating_add(MAX_TERM_JUMP) => Err(format!(
+                "term/epoch {n} of group {group} is far above ours ({ours})"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Announces this sentinel on every master's hello channel, in Redis Sentinel's format
+    /// (`ip,port,runid,current_epoch,master_name,master_ip,master_port,master_config_epoch`);
+    /// the run id starts with `vigil-` so that only Vigil sentinels dial the QUIC address.
+    fn publish_hellos(&mut self) {
+        for g in self.core.group_names() {
+            let Some(v) = self.core.group_view(&g) else {
+                continue;
+            };
+            let Some(m) = self.nodes.addr(v.master).cloned() else {
+                continue;
+            };
+            let payload = format!(
+                "{},{},vigil-{:034x},{},{},{},{},{}",
+                self.announce.ip(),
+                self.announce.port(),
+                self.id.0,
+                v.term.0,
+                g,
+                m.host,
+                m.port,
+                v.epoch.0
+            );
+            self.call(v.master, "hello", move |b| {
+                Box::pin(async move { b.publish(HELLO_CHANNEL, &payload).await })
+            });
+            // Listen on the current master's channel (Redis propagates PUBLISH to replicas, so
+            // one subscription per group hears every sentinel that announces to the master).
+            let current = self.hello_subs.get(&g).map(|(n, _)| *n);
+            if current != Some(v.master) {
+                if let Some((_, old)) = self.hello_subs.remove(&g) {
+                    old.cancel();
+                }
+                let token = self.cancel.child_token();
+                let cfg = BackendConfig {
+                    auth_user: None,
+                    auth_pass: None,
+                    timeout: self.settings.timing.backend_timeout,
+                    client_name: "vigil-sentinel-hello".into(),
+                };
+                let cfg = match self.settings.groups.iter().find(|s| s.name == g.as_str()) {
+                    Some(s) => BackendConfig {
+                        auth_user: s.auth_user.clone(),
+                        auth_pass: s.auth_pass.clone(),
+                        ..cfg
+                    },
+                    None => cfg,
+                };
+                tokio::spawn(crate::backend::subscribe(
+                    m,
+                    cfg,
+                    HELLO_CHANNEL.to_owned(),
+                    self.hello_tx.clone(),
+                    token.clone(),
+                ));
+                self.hello_subs.insert(g, (v.master, token));
+            }
+        }
+    }
+
+    fn on_hello(&mut self, payload: &str) {
+        let parts: Vec<&str> = payload.split(',').collect();
+        if parts.len() != 8 || !parts[2].starts_with("vigil-") {
+            return; // a Redis sentinel, or garbage: nothing to dial
+        }
+        let Ok(addr) = format!("{}:{}", parts[0], parts[1]).parse::<SocketAddr>() else {
+            debug!(payload, "hello with an invalid address");
+            return;
+        };
+        if addr != self.announce {
+            self.transport.connect(addr);
+        }
+    }
+
+    fn describe(&self, node: NodeId) -> String {
+        let addr = self.nodes.addr(node);
+        let (host, port) = addr
+            .map(|a| (a.host.clone(), a.port))
+            .unwrap_or_else(|| ("?".into(), 0));
+        let Some(group) = self.group_of(node) else {
+            return format!("slave {host}:{port} {host} {port}");
+        };
+        let Some(v) = self.core.group_view(&group) else {
+            return format!("slave {host}:{port} {host} {port}");
+        };
+        if v.master == node {
+            return format!("master {group} {host} {port}");
+        }
+        let m = self.nodes.addr(v.master);
+        format!(
+            "slave {host}:{port} {host} {port} @ {group} {} {}",
+            m.map(|a| a.host.as_str()).unwrap_or("?"),
+            m.map(|a| a.port).unwrap_or(0)
+        )
+    }
+
+    fn refresh(&mut self) {
+        let groups = self
+            .core
+            .group_names()
+            .into_iter()
+            .filter_map(|g| {
+                let v = self.core.group_view(&g)?;
+                let settings = self
+                    .settings
+                    .groups
+                    .iter()
+                    .find(|s| s.name == g.as_str())?
+                    .clone();
+                Some(GroupSnapshot {
+                    name: g.to_string(),
+                    master: self.nodes.addr(v.master)?.clone(),
+                    epoch: v.epoch.0,
+                    term: v.term.0,
+                    quorum: v.quorum.0.get(),
+                    replicas: v
+                        .replicas
+                        .iter()
+                        .filter_map(|r| {
+                            Some((self.nodes.addr(*r)?.clone(), self.core.node_down(*r)))
+                        })
+                        .collect(),
+                    master_down: v.master_down,
+                    odown: v.odown,
+                    failing_over: v.failing_over,
+                    paused: v.paused,
+                    settings,
+                })
+            })
+            .collect();
+        let snap = Snapshot {
+            id: self.id.0,
+            name: self.name.clone(),
+            gossip: Some(self.announce),
+            groups,
+            voters: self.core.voters().iter().map(|v| v.0).collect(),
+            peers: self
+                .transport
+                .peers()
+                .into_iter()
+                .map(|(id, name, addr, up)| (id.0, name, addr, up))
+                .collect(),
+        };
+        self.snapshot.send_replace(Arc::new(snap));
+    }
+}
+
+struct Lookup<'a>(&'a Shell);
+
+impl NodeLookup for Lookup<'_> {
+    fn describe(&self, node: NodeId) -> String {
+        self.0.describe(node)
+    }
+    fn addr(&self, node: NodeId) -> Option<NodeAddr> {
+        self.0.nodes.addr(node).cloned()
+    }
+}
+
+/// The dir's state path, for messages.
+pub fn state_path(dir: &Path) -> PathBuf {
+    state::path_in(dir)
+}
