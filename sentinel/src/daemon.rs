@@ -184,6 +184,10 @@ struct NodeHandle {
     backend: Arc<RespBackend>,
     probing: AtomicBool,
     reading: AtomicBool,
+    /// The `min-replicas-to-write` fallback was applied to this incarnation (no lease support).
+    fallback_set: AtomicBool,
+    /// The run id of the last INFO, to notice a restart (which resets the server's config).
+    run_id: std::sync::Mutex<String>,
 }
 
 struct Shell {
@@ -509,6 +513,8 @@ impl Shell {
             backend: Arc::new(RespBackend::new(addr, cfg)),
             probing: AtomicBool::new(false),
             reading: AtomicBool::new(false),
+            fallback_set: AtomicBool::new(false),
+            run_id: std::sync::Mutex::new(String::new()),
         });
         self.handles.insert(node, h.clone());
         Some(h)
@@ -593,10 +599,66 @@ impl Shell {
         });
     }
 
+    /// For a master without lease support (Redis, Valkey): applies the fallback of DESIGN.md
+    /// §2 once per incarnation, `min-replicas-to-write N` with `min-replicas-max-lag` of the
+    /// group's down-after (at least 2 s), so that a master cut off from its replicas stops
+    /// accepting writes within that lag. Called for the configured master after its INFO.
+    fn fence_without_leases(&mut self, node: NodeId) {
+        let Some(h) = self.handle(node) else {
+            return;
+        };
+        if h.backend.lease_capable() != Some(false) {
+            return;
+        }
+        let Some(group) = self.group_of(node) else {
+            return;
+        };
+        let Some(gs) = self
+            .settings
+            .groups
+            .iter()
+            .find(|g| g.name == group.as_str())
+        else {
+            return;
+        };
+        let has_replicas = self
+            .core
+            .group_view(&group)
+            .is_some_and(|v| !v.replicas.is_empty());
+        if gs.redis_min_replicas == 0
+            || !has_replicas
+            || h.fallback_set.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let lag = gs.down_after.as_secs().max(2);
+        let params = [
+            ("min-replicas-to-write", gs.redis_min_replicas.to_string()),
+            ("min-replicas-max-lag", lag.to_string()),
+        ];
+        info!(node = %self.describe(node), min_replicas = gs.redis_min_replicas, lag, "no write leases on this server: fencing with min-replicas-to-write");
+        let handle = h.clone();
+        tokio::spawn(async move {
+            let refs: Vec<(&str, String)> = params.iter().map(|(k, v)| (*k, v.clone())).collect();
+            if let Err(e) = handle.backend.config_set(&refs).await {
+                handle.fallback_set.store(false, Ordering::Release);
+                warn!(error = %e, "CONFIG SET min-replicas-to-write failed");
+            }
+        });
+    }
+
     fn on_input(&mut self, input: ShellInput) {
         match input {
             ShellInput::Core(input) => self.core.handle(now(), input),
             ShellInput::Report { node, seq, report } => {
+                if let Some(h) = self.handles.get(&node) {
+                    if let Ok(mut last) = h.run_id.lock() {
+                        if *last != report.run_id {
+                            *last = report.run_id.clone();
+                            h.fallback_set.store(false, Ordering::Release);
+                        }
+                    }
+                }
                 let group = self.group_of(node);
                 let Some(info) = report.to_core(&mut self.nodes) else {
                     warn!(%node, "node table full; INFO ignored");
@@ -608,8 +670,16 @@ impl Shell {
                         self.node_group.entry(*r).or_insert_with(|| g.clone());
                     }
                 }
+                let is_master = matches!(info.role, crate::core::NodeRole::Master { .. });
                 self.core
                     .handle(now(), Input::InfoReceived { node, seq, info });
+                let configured = group
+                    .as_ref()
+                    .and_then(|g| self.core.group_view(g))
+                    .is_some_and(|v| v.master == node);
+                if is_master && configured {
+                    self.fence_without_leases(node);
+                }
             }
         }
     }
@@ -636,50 +706,12 @@ impl Shell {
                         return;
                     }
                 };
-                if let Err(why) = self.check(&msg) {
+                if let Err(why) = check_gossip(&self.core, &msg) {
                     warn!(peer = %from, reason = %why, "gossip refused");
                     return;
                 }
                 self.core.handle(now(), Input::GossipReceived { from, msg });
             }
-        }
-    }
-
-    /// Refuses messages about groups we do not watch, or with terms and epochs absurdly far
-    /// above ours (a buggy or hostile peer must not push a group's term to `u64::MAX`).
-    fn check(&self, msg: &Gossip) -> Result<(), String> {
-        let (group, number) = match msg {
-            Gossip::Opinion { group, .. } => (group, None),
-            Gossip::RequestVote { group, term, .. }
-            | Gossip::Vote { group, term, .. }
-            | Gossip::Abandoned { group, term } => (group, Some(term.0)),
-            Gossip::Config { group, epoch, .. }
-            | Gossip::ConfigQuery { group, epoch, .. }
-            | Gossip::ConfigAnswer { group, epoch, .. } => (group, Some(epoch.0)),
-            Gossip::Heartbeat { configs, .. } => {
-                for (g, epoch, _) in configs {
-                    if let Some(v) = self.core.group_view(g) {
-                        if epoch.0 > v.term.0.max(v.epoch.0).saturating_add(MAX_TERM_JUMP) {
-                            return Err(format!(
-                                "epoch {} of group {g} from the far future",
-                                epoch.0
-                            ));
-                        }
-                    }
-                }
-                return Ok(());
-            }
-            Gossip::Hello => return Ok(()),
-        };
-        let Some(view) = self.core.group_view(group) else {
-            return Err(format!("unknown group {group}"));
-        };
-        let ours = view.term.max(Term(view.epoch.0)).0;
-        match number {
-            Some(n) if n > ours.saturating_add(MAX_TERM_JUMP) => Err(format!(
-                "term/epoch {n} of group {group} is far above ours ({ours})"
-            )),
-            _ => Ok(()),
         }
     }
 
@@ -829,6 +861,44 @@ impl Shell {
     }
 }
 
+/// Refuses messages about groups we do not watch, or with terms and epochs absurdly far above
+/// ours (a buggy or hostile peer must not push a group's term to `u64::MAX`).
+pub fn check_gossip(core: &Sentinel, msg: &Gossip) -> Result<(), String> {
+    let (group, number) = match msg {
+        Gossip::Opinion { group, .. } => (group, None),
+        Gossip::RequestVote { group, term, .. }
+        | Gossip::Vote { group, term, .. }
+        | Gossip::Abandoned { group, term } => (group, Some(term.0)),
+        Gossip::Config { group, epoch, .. }
+        | Gossip::ConfigQuery { group, epoch, .. }
+        | Gossip::ConfigAnswer { group, epoch, .. } => (group, Some(epoch.0)),
+        Gossip::Heartbeat { configs, .. } => {
+            for (g, epoch, _) in configs {
+                if let Some(v) = core.group_view(g) {
+                    if epoch.0 > v.term.0.max(v.epoch.0).saturating_add(MAX_TERM_JUMP) {
+                        return Err(format!(
+                            "epoch {} of group {g} from the far future",
+                            epoch.0
+                        ));
+                    }
+                }
+            }
+            return Ok(());
+        }
+        Gossip::Hello => return Ok(()),
+    };
+    let Some(view) = core.group_view(group) else {
+        return Err(format!("unknown group {group}"));
+    };
+    let ours = view.term.max(Term(view.epoch.0)).0;
+    match number {
+        Some(n) if n > ours.saturating_add(MAX_TERM_JUMP) => Err(format!(
+            "term/epoch {n} of group {group} is far above ours ({ours})"
+        )),
+        _ => Ok(()),
+    }
+}
+
 struct Lookup<'a>(&'a Shell);
 
 impl NodeLookup for Lookup<'_> {
@@ -843,4 +913,37 @@ impl NodeLookup for Lookup<'_> {
 /// The dir's state path, for messages.
 pub fn state_path(dir: &Path) -> PathBuf {
     state::path_in(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU8;
+
+    use super::*;
+    use crate::core::{ConfigEpoch, ElectionReason};
+
+    #[test]
+    fn nonsense_gossip_is_refused() {
+        let group = GroupConfig::new("g", NodeId(0), vec![NodeId(1)], Quorum(NonZeroU8::MIN));
+        let cfg = CoreConfig::new([SentinelId(1)].into_iter().collect(), vec![group]);
+        let core = Sentinel::new(SentinelId(1), cfg, 1, Instant::now());
+        let vote = |group: &str, term: u64| Gossip::RequestVote {
+            group: GroupName::new(group),
+            term: Term(term),
+            epoch: ConfigEpoch(0),
+            reason: ElectionReason::MasterDown,
+        };
+        assert!(check_gossip(&core, &vote("g", 1)).is_ok());
+        assert!(check_gossip(&core, &vote("g", MAX_TERM_JUMP)).is_ok());
+        let far = check_gossip(&core, &vote("g", u64::MAX)).unwrap_err();
+        assert!(far.contains("far above"), "{far}");
+        let unknown = check_gossip(&core, &vote("nope", 1)).unwrap_err();
+        assert!(unknown.contains("unknown group"), "{unknown}");
+        let hb = Gossip::Heartbeat {
+            voters: vec![SentinelId(2)],
+            configs: vec![(GroupName::new("g"), ConfigEpoch(u64::MAX - 1), NodeId(1))],
+        };
+        assert!(check_gossip(&core, &hb).is_err());
+        assert!(check_gossip(&core, &Gossip::Hello).is_ok());
+    }
 }

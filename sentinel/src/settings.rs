@@ -126,6 +126,9 @@ pub struct GroupSettings {
     pub preferred_dc: Option<String>,
     /// `sync-replicas N` of the data nodes.
     pub sync_replicas: u8,
+    /// For masters without write leases (Redis, Valkey): the `min-replicas-to-write` the
+    /// sentinel sets on them, so an isolated master stops accepting writes (0: leave it).
+    pub redis_min_replicas: u8,
 }
 
 impl Default for Timing {
@@ -191,6 +194,7 @@ struct TomlGroup {
     auth_pass: Option<String>,
     preferred_dc: Option<String>,
     sync_replicas: Option<i64>,
+    redis_min_replicas: Option<i64>,
 }
 
 impl Settings {
@@ -303,6 +307,11 @@ impl Settings {
             gs.auth_user = g.auth_user;
             gs.auth_pass = g.auth_pass;
             gs.preferred_dc = g.preferred_dc.filter(|d| !d.is_empty());
+            if let Some(v) = g.redis_min_replicas {
+                gs.redis_min_replicas = u8::try_from(v).map_err(|_| {
+                    invalid(key("redis-min-replicas"), format!("{v} is not in 0..=255"))
+                })?;
+            }
             if let Some(v) = g.sync_replicas {
                 gs.sync_replicas = u8::try_from(v)
                     .map_err(|_| invalid(key("sync-replicas"), format!("{v} is not in 0..=255")))?;
@@ -558,6 +567,7 @@ impl GroupSettings {
             auth_pass: None,
             preferred_dc: None,
             sync_replicas: 0,
+            redis_min_replicas: 1,
         })
     }
 }

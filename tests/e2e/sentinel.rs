@@ -344,11 +344,15 @@ impl Cluster {
             nodes.push(Node::start(kind, &extra));
         }
         // Replicas must be attached before sentinels look, or the first INFO lists none.
+        // Attached is not enough: Redis 7 delays a diskless full sync by 5 s by default.
         let m = nodes[0].addr;
-        wait_until(DEADLINE, || {
-            try_cmd(m, &["INFO", "replication"])
-                .is_some_and(|f| text(&f).contains("connected_slaves:2"))
-        });
+        for r in &nodes[1..] {
+            let a = r.addr;
+            wait_until(DEADLINE, || {
+                try_cmd(a, &["INFO", "replication"])
+                    .is_some_and(|f| text(&f).contains("master_link_status:up"))
+            });
+        }
         let certs = tempfile::tempdir().expect("temp dir");
         let ok = vigil()
             .args(["certs", "init", "--dir"])
@@ -542,6 +546,21 @@ fn kill_master_and_check(kind: Kind) {
         || c.nodes[0].role() == Some(("slave".into(), Some(new.port()))),
     );
     assert_eq!(c.agreed(&[0, 1, 2]).map(|a| a.0), Some(new));
+    if kind == Kind::Redis {
+        // Without leases, the sentinels fence Redis masters with min-replicas-to-write.
+        wait_for(
+            "the new Redis master gets min-replicas-to-write",
+            &c,
+            DEADLINE,
+            || {
+                c.nodes[ni]
+                    .cmd(&["CONFIG", "GET", "min-replicas-to-write"])
+                    .is_some_and(
+                        |f| matches!(f, Frame::Array(a) if a.len() == 2 && text(&a[1]) == "1"),
+                    )
+            },
+        );
+    }
     // The write made before the kill survived on the new master.
     assert_eq!(
         c.nodes[ni].cmd(&["GET", "k"]).map(|f| text(&f)),

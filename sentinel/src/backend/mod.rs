@@ -60,6 +60,9 @@ pub trait Backend: Send + Sync + 'static {
     fn pause_writes(&self, timeout: Duration) -> BoxFut<'_, Result<(), BackendError>>;
     /// `CLIENT UNPAUSE`.
     fn unpause_writes(&self) -> BoxFut<'_, Result<(), BackendError>>;
+    /// `CONFIG SET k v [k v …]` (the write-fencing fallback for servers without leases:
+    /// `min-replicas-to-write`, `min-replicas-max-lag`).
+    fn config_set(&self, params: &[(&str, String)]) -> BoxFut<'_, Result<(), BackendError>>;
     /// `VIGIL LEASE ...`; `Err(BackendError::Unsupported)` when the node has no lease capability.
     fn grant_lease(&self, lease: &LeaseGrant) -> BoxFut<'_, Result<(), BackendError>>;
     /// `PUBLISH channel payload` (for the `__sentinel__:hello` discovery channel).

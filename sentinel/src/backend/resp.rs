@@ -278,6 +278,15 @@ impl Backend for RespBackend {
         Box::pin(self.simple("CLIENT UNPAUSE", cmd))
     }
 
+    fn config_set(&self, params: &[(&str, String)]) -> BoxFut<'_, Result<(), BackendError>> {
+        let mut cmd = vec!["CONFIG".to_owned(), "SET".to_owned()];
+        for (k, v) in params {
+            cmd.push((*k).to_owned());
+            cmd.push(v.clone());
+        }
+        Box::pin(self.simple("CONFIG SET", cmd))
+    }
+
     fn grant_lease(&self, lease: &LeaseGrant) -> BoxFut<'_, Result<(), BackendError>> {
         let lease = lease.clone();
         Box::pin(async move { self.grant_lease_impl(&lease).await })
