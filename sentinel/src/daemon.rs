@@ -139,8 +139,10 @@ pub struct GroupSnapshot {
     pub term: u64,
     /// The quorum.
     pub quorum: u8,
-    /// Replicas with whether this sentinel sees them down.
-    pub replicas: Vec<(NodeAddr, bool)>,
+    /// Replicas, with what this sentinel last read of them.
+    pub replicas: Vec<NodeSnapshot>,
+    /// What this sentinel last read of the master.
+    pub master_node: NodeSnapshot,
     /// This sentinel sees the master subjectively down.
     pub master_down: bool,
     /// The master is objectively down.
@@ -151,6 +153,53 @@ pub struct GroupSnapshot {
     pub paused: bool,
     /// The group's settings.
     pub settings: GroupSettings,
+}
+
+/// One data node as this sentinel last saw it.
+#[derive(Clone, Debug)]
+pub struct NodeSnapshot {
+    /// Its address.
+    pub addr: NodeAddr,
+    /// This sentinel sees it subjectively down.
+    pub down: bool,
+    /// Its last INFO, if any was read.
+    pub report: Option<NodeReport>,
+    /// When that INFO arrived.
+    pub read_at: Option<SystemTime>,
+}
+
+impl NodeSnapshot {
+    /// Its replication offset, 0 when unknown.
+    pub fn offset(&self) -> u64 {
+        self.report.as_ref().map_or(0, |r| r.offset)
+    }
+
+    /// Its run id, empty when unknown.
+    pub fn run_id(&self) -> &str {
+        self.report.as_ref().map_or("", |r| r.run_id.as_str())
+    }
+
+    /// `replica-priority`, 100 when unknown.
+    pub fn priority(&self) -> u32 {
+        self.report.as_ref().map_or(100, |r| r.priority)
+    }
+
+    /// Its data-centre label, empty when none.
+    pub fn dc(&self) -> &str {
+        self.report
+            .as_ref()
+            .and_then(|r| r.dc.as_deref())
+            .unwrap_or("")
+    }
+
+    /// The state of its link to its master: "up", "down" or "" for a master or unknown.
+    pub fn link(&self) -> &'static str {
+        match self.report.as_ref().map(|r| &r.role) {
+            Some(crate::backend::ReportRole::Replica { link_up: true, .. }) => "up",
+            Some(crate::backend::ReportRole::Replica { .. }) => "down",
+            _ => "",
+        }
+    }
 }
 
 /// What the loop receives from its own tasks and from query ports.
@@ -206,6 +255,8 @@ struct Shell {
     hello_subs: HashMap<GroupName, (NodeId, CancellationToken)>,
     hello_tx: mpsc::Sender<String>,
     cancel: CancellationToken,
+    /// The last INFO of every node, for queries.
+    reports: HashMap<NodeId, (NodeReport, SystemTime)>,
 }
 
 fn now() -> Instant {
@@ -366,6 +417,7 @@ pub async fn run(
         hello_subs: HashMap::new(),
         hello_tx,
         cancel: cancel.clone(),
+        reports: HashMap::new(),
     };
     shell.refresh();
     on_ready(&Endpoints {
@@ -660,6 +712,10 @@ impl Shell {
                     }
                 }
                 let group = self.group_of(node);
+                if self.reports.len() < crate::nodes::MAX_NODES {
+                    self.reports
+                        .insert(node, (report.clone(), SystemTime::now()));
+                }
                 let Some(info) = report.to_core(&mut self.nodes) else {
                     warn!(%node, "node table full; INFO ignored");
                     return;
@@ -810,6 +866,19 @@ impl Shell {
         )
     }
 
+    fn node_snapshot(&self, node: NodeId) -> Option<NodeSnapshot> {
+        let (report, read_at) = match self.reports.get(&node) {
+            Some((r, at)) => (Some(r.clone()), Some(*at)),
+            None => (None, None),
+        };
+        Some(NodeSnapshot {
+            addr: self.nodes.addr(node)?.clone(),
+            down: self.core.node_down(node),
+            report,
+            read_at,
+        })
+    }
+
     fn refresh(&mut self) {
         let groups = self
             .core
@@ -832,10 +901,9 @@ impl Shell {
                     replicas: v
                         .replicas
                         .iter()
-                        .filter_map(|r| {
-                            Some((self.nodes.addr(*r)?.clone(), self.core.node_down(*r)))
-                        })
+                        .filter_map(|r| self.node_snapshot(*r))
                         .collect(),
+                    master_node: self.node_snapshot(v.master)?,
                     master_down: v.master_down,
                     odown: v.odown,
                     failing_over: v.failing_over,

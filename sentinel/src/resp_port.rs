@@ -368,21 +368,21 @@ impl Conn {
                     let list = g
                         .replicas
                         .iter()
-                        .map(|(addr, down)| {
-                            let flags = if *down { "slave,s_down" } else { "slave" };
+                        .map(|r| {
+                            let flags = if r.down { "slave,s_down" } else { "slave" };
+                            let link = if r.link() == "up" { "ok" } else { "err" };
                             map(vec![
-                                ("name", addr.to_string()),
-                                ("ip", addr.host.clone()),
-                                ("port", addr.port.to_string()),
-                                ("runid", String::new()),
+                                ("name", r.addr.to_string()),
+                                ("ip", r.addr.host.clone()),
+                                ("port", r.addr.port.to_string()),
+                                ("runid", r.run_id().to_owned()),
                                 ("flags", flags.into()),
                                 ("master-host", g.master.host.clone()),
                                 ("master-port", g.master.port.to_string()),
-                                (
-                                    "master-link-status",
-                                    if *down { "err" } else { "ok" }.into(),
-                                ),
-                                ("slave-priority", "100".into()),
+                                ("master-link-status", link.into()),
+                                ("slave-priority", r.priority().to_string()),
+                                ("slave-repl-offset", r.offset().to_string()),
+                                ("vigil-dc", r.dc().to_owned()),
                             ])
                         })
                         .collect();
@@ -478,7 +478,7 @@ fn master_map(g: &GroupSnapshot, snap: &Snapshot) -> Frame {
         ("name", g.name.clone()),
         ("ip", g.master.host.clone()),
         ("port", g.master.port.to_string()),
-        ("runid", String::new()),
+        ("runid", g.master_node.run_id().to_owned()),
         ("flags", flags),
         (
             "down-after-milliseconds",
