@@ -64,6 +64,9 @@ struct SentinelArgs {
     /// TCP address of the RESP sentinel port; port 0 picks a free one [default: 127.0.0.1:26379].
     #[arg(long, value_name = "IP:PORT")]
     resp: Option<String>,
+    /// TCP address of the gRPC control API; port 0 picks a free one [default: not served].
+    #[arg(long, value_name = "IP:PORT")]
+    grpc: Option<String>,
     /// Gossip address peers should dial, when it differs from --gossip (NAT).
     #[arg(long, value_name = "IP:PORT")]
     announce: Option<String>,
@@ -266,6 +269,9 @@ fn sentinel_settings(args: SentinelArgs) -> Result<vigil_sentinel::settings::Set
     }
     if let Some(v) = &args.resp {
         s.resp = Some(sock("resp", v)?);
+    }
+    if let Some(v) = &args.grpc {
+        s.grpc = Some(sock("grpc", v)?);
     }
     if let Some(v) = &args.announce {
         s.announce = Some(sock("announce", v)?);

@@ -933,7 +933,7 @@ impl Shell {
 /// ours (a buggy or hostile peer must not push a group's term to `u64::MAX`).
 pub fn check_gossip(core: &Sentinel, msg: &Gossip) -> Result<(), String> {
     let (group, number) = match msg {
-        Gossip::Opinion { group, .. } => (group, None),
+        Gossip::Opinion { group, .. } | Gossip::Maintenance { group, .. } => (group, None),
         Gossip::RequestVote { group, term, .. }
         | Gossip::Vote { group, term, .. }
         | Gossip::Abandoned { group, term } => (group, Some(term.0)),

@@ -446,6 +446,12 @@ impl Conn {
                 }
                 None => self.reply(no_such_master()),
             },
+            "reset" | "monitor" | "remove" | "set" | "config" | "flushconfig" => {
+                self.reply(Frame::error(format!(
+                    "ERR SENTINEL {} is not supported at run time by Vigil: groups come from sentinel.toml (or sentinel.conf); change it on every sentinel and restart them one at a time",
+                    sub.to_ascii_uppercase()
+                )))
+            }
             "is-master-down-by-addr" => {
                 // Redis sentinels ask this of each other; Vigil sentinels agree over QUIC, so
                 // answer "not down, no vote" to keep a mixed deployment from counting us.

@@ -8,3 +8,4 @@ mod diff;
 mod persistence;
 mod replication;
 mod sentinel;
+mod sentinel_clients;

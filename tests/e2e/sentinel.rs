@@ -19,7 +19,7 @@ use vigil_proto::resp::{self, Frame, Limits};
 
 use crate::harness::{free_port, have_redis, wait_until};
 
-const GROUP: &str = "g";
+pub const GROUP: &str = "g";
 /// Long enough for a loaded 2-core CI machine; failovers here take about two seconds.
 const DEADLINE: Duration = Duration::from_secs(30);
 

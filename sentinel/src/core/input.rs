@@ -175,6 +175,14 @@ pub enum Gossip {
         /// it never saw itself; empty otherwise.
         edges: Vec<(ReplId, ReplId, ReplOffset)>,
     },
+    /// An operator paused (or resumed) automatic failover of `group` at the sender; every
+    /// sentinel applies it, so that no majority is left to elect a leader for the group.
+    Maintenance {
+        /// The group.
+        group: GroupName,
+        /// `true` to pause.
+        paused: bool,
+    },
     /// A candidate gives up `term` without promoting anything, so its voters may lift their fence.
     Abandoned {
         /// The group.

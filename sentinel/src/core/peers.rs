@@ -45,6 +45,7 @@ impl Sentinel {
             } => self.handle_request_vote(now, from, &group, term, epoch, reason),
             vote @ Gossip::Vote { .. } => self.handle_vote(now, from, vote),
             Gossip::Abandoned { group, term } => self.handle_abandoned(from, &group, term),
+            Gossip::Maintenance { group, paused } => self.apply_maintenance(now, &group, paused),
             Gossip::Config {
                 group,
                 epoch,
@@ -242,7 +243,19 @@ impl Sentinel {
         heard + 1 >= self.majority()
     }
 
+    /// An operator's pause or resume: applied here and sent to every voter.
     pub(super) fn handle_maintenance(&mut self, now: Instant, group: &GroupName, paused: bool) {
+        if !self.groups.contains_key(group) {
+            return;
+        }
+        self.broadcast(Gossip::Maintenance {
+            group: group.clone(),
+            paused,
+        });
+        self.apply_maintenance(now, group, paused);
+    }
+
+    fn apply_maintenance(&mut self, now: Instant, group: &GroupName, paused: bool) {
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };

@@ -551,3 +551,84 @@ fn an_empty_master_is_taken_for_restarted_only_if_a_replica_holds_its_history() 
         assert_eq!(flagged, restarted, "old master under history {stale}");
     }
 }
+
+#[test]
+fn maintenance_is_sent_to_every_voter_and_a_paused_voter_refuses_votes() {
+    let (mut s, t0) = sentinel();
+    s.handle(
+        t0,
+        Input::MaintenanceRequested {
+            group: group(),
+            paused: true,
+        },
+    );
+    let pause = Gossip::Maintenance {
+        group: group(),
+        paused: true,
+    };
+    let acts = decisions(&mut s);
+    for peer in [S2, S3] {
+        assert!(
+            acts.contains(&Action::SendGossip {
+                to: peer,
+                msg: pause.clone()
+            }),
+            "{acts:?}"
+        );
+    }
+    assert!(s.group_view(&group()).is_some_and(|v| v.paused));
+
+    // A peer's resume message lifts it here too.
+    s.handle(
+        t0,
+        Input::GossipReceived {
+            from: S2,
+            msg: Gossip::Maintenance {
+                group: group(),
+                paused: false,
+            },
+        },
+    );
+    assert!(s.group_view(&group()).is_some_and(|v| !v.paused));
+    // ... and a peer's pause pauses it, after which it refuses to vote even with the master down.
+    s.handle(
+        t0,
+        Input::GossipReceived {
+            from: S3,
+            msg: pause,
+        },
+    );
+    assert!(s.group_view(&group()).is_some_and(|v| v.paused));
+    let t = master_sdown(&mut s, t0);
+    decisions(&mut s);
+    s.handle(
+        t,
+        Input::GossipReceived {
+            from: S2,
+            msg: request_vote(1),
+        },
+    );
+    let votes: Vec<Action> = decisions(&mut s)
+        .into_iter()
+        .filter(|a| {
+            matches!(
+                a,
+                Action::SendGossip {
+                    msg: Gossip::Vote { .. },
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert!(!votes.is_empty(), "the vote request got no answer");
+    assert!(
+        votes.iter().all(|a| matches!(
+            a,
+            Action::SendGossip {
+                msg: Gossip::Vote { granted: false, .. },
+                ..
+            }
+        )),
+        "a paused sentinel granted a vote: {votes:?}"
+    );
+}

@@ -159,6 +159,10 @@ pub fn encode(msg: &Gossip, nodes: &NodeTable) -> Option<pb::Envelope> {
             group: group.to_string(),
             term: term.0,
         }),
+        Gossip::Maintenance { group, paused } => Msg::Maintenance(pb::Maintenance {
+            group: group.to_string(),
+            paused: *paused,
+        }),
         Gossip::Config {
             group,
             epoch,
@@ -278,6 +282,10 @@ pub fn decode(env: pb::Envelope, nodes: &mut NodeTable) -> Result<Decoded, Conve
         Msg::Abandoned(a) => Gossip::Abandoned {
             group: group_name(&a.group)?,
             term: Term(a.term),
+        },
+        Msg::Maintenance(m) => Gossip::Maintenance {
+            group: group_name(&m.group)?,
+            paused: m.paused,
         },
         Msg::GroupConfig(c) => {
             let group = group_name(&c.group)?;
@@ -533,6 +541,10 @@ mod tests {
             Gossip::Abandoned {
                 group: g("g"),
                 term: Term(3),
+            },
+            Gossip::Maintenance {
+                group: g("g"),
+                paused: true,
             },
             Gossip::Config {
                 group: g("g"),
