@@ -431,13 +431,18 @@ impl Conn {
                 }
                 None => self.reply(no_such_master()),
             },
-            "failover" => match group(snap, &arg(2)) {
+            "failover" | "switchover" => match group(snap, &arg(2)) {
                 Some(g) if g.failing_over => {
                     self.reply(Frame::error("INPROG Failover already in progress"))
                 }
                 Some(g) => {
-                    let input = Input::FailoverRequested {
-                        group: GroupName::new(&g.name),
+                    // SWITCHOVER is Vigil's: a planned, zero-loss failover (writes paused
+                    // while the chosen replica catches up).
+                    let group = GroupName::new(&g.name);
+                    let input = if sub == "switchover" {
+                        Input::SwitchoverRequested { group }
+                    } else {
+                        Input::FailoverRequested { group }
                     };
                     match self.ports.inputs.try_send(ShellInput::Core(input)) {
                         Ok(()) => self.reply(ok()),
