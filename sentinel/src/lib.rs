@@ -28,6 +28,7 @@
 //! - No config epoch or term ever goes down, in memory or on disk.
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod backend;
 pub mod core;
 pub mod daemon;
