@@ -46,6 +46,10 @@ pub enum ReadPolicy {
     ReplicaPreferred,
 }
 
+/// How long a write that was refused as not applied waits for a newer master before it tries
+/// the same master again.
+pub const SAME_MASTER_RETRY: Duration = Duration::from_millis(100);
+
 /// How a `Client` runs commands.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
@@ -138,7 +142,8 @@ impl Client {
     /// Runs a write on the master and returns the reply with the master that gave it.
     ///
     /// On a failover signal that proves the write was not applied, it waits for a newer master
-    /// and retries once on it, all within `write_timeout` (`ClientError::Timeout` after that;
+    /// and retries on it, or retries the same master every `SAME_MASTER_RETRY` while no newer
+    /// one is announced, all within `write_timeout` (`ClientError::Timeout` after that;
     /// `ClientError::NoMaster` when no master was ever announced). If the connection fails after
     /// the command was sent, it returns `ClientError::Unknown` without retrying. An error reply
     /// other than a failover signal is returned as `ClientError::Redis`.
@@ -160,11 +165,23 @@ impl Client {
             };
             info!(%group, master = %master.addr, epoch = master.epoch, reason = %why,
                 "write not applied, waiting for a new master");
+            // A newer master usually follows within a second; a master that only lacks its
+            // lease for a moment (a promoted node collecting its first leases) keeps the
+            // epoch, so the same master is tried again after a short wait. Both are safe:
+            // the write was not applied.
             let left = budget.saturating_sub(started.elapsed());
-            master = inner
+            if left.is_zero() {
+                return Err(ClientError::Timeout);
+            }
+            match inner
                 .watcher
-                .wait_for_newer(group, master.epoch, left)
-                .await?;
+                .wait_for_newer(group, master.epoch, left.min(SAME_MASTER_RETRY))
+                .await
+            {
+                Ok(newer) => master = newer,
+                Err(ClientError::Timeout) if started.elapsed() < budget => {}
+                Err(e) => return Err(e),
+            }
         }
     }
 

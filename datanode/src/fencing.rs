@@ -293,7 +293,7 @@ pub struct Fencing {
     mode: AtomicU8,
     /// Fencing is in force: checked first on every write, so an unfenced node never locks.
     active: AtomicBool,
-    /// A lease was accepted at least once (what turns `auto` on, for the process lifetime).
+    /// A lease majority was held at least once (what turns `auto` on, for the process lifetime).
     leased: AtomicBool,
     /// The leases. A std `Mutex`: held for a few comparisons and never across `.await`.
     table: Mutex<LeaseTable>,
@@ -345,7 +345,11 @@ impl Fencing {
             majority = g.majority.get(),
             "write lease granted"
         );
-        if !self.leased.swap(true, Ordering::Relaxed) {
+        // `auto` turns on once the node first holds a majority, not at the first grant: the
+        // grants of a group's sentinels arrive one by one, and a master that just got its
+        // first lease would otherwise refuse writes until the others arrive.
+        if !self.leased.load(Ordering::Relaxed) && table.holds_majority(now) {
+            self.leased.store(true, Ordering::Relaxed);
             self.recompute();
         }
         Ok(())
@@ -610,15 +614,21 @@ mod tests {
         assert!(auto.refuse_write().is_none());
         assert_eq!(on.refuse_write(), Some(Frame::error_static(NOLEASE)));
 
-        // A refused grant does not turn `auto` on; an accepted one does, for good.
+        // A refused grant does not turn `auto` on; neither does a grant short of the majority
+        // (sentinels' grants arrive one by one); holding a majority does, for good.
         let mut g = grant(1, 0, 1, 1);
         g.run_id_prefix = "ffffffffffffffff".into();
         assert!(auto.grant(&g).is_err());
         assert!(!auto.status().active);
-        auto.grant(&grant(1, 0, 1, 1)).unwrap();
+        let now = auto.now();
+        auto.grant(&grant(1, now.0, 50, 2)).unwrap();
+        assert!(!auto.status().active, "one lease of two turned fencing on");
+        assert!(auto.refuse_write().is_none());
+        auto.grant(&grant(2, now.0, 50, 2)).unwrap();
         assert!(auto.status().active);
-        // The 1 ms lease from the node's start is soon over; writes are then refused.
-        std::thread::sleep(Duration::from_millis(5));
+        assert!(auto.refuse_write().is_none());
+        // The 50 ms leases are soon over; writes are then refused.
+        std::thread::sleep(Duration::from_millis(80));
         assert!(auto.refuse_write().is_some());
         auto.configure(WriteFencing::Off);
         assert!(auto.refuse_write().is_none());

@@ -401,6 +401,34 @@ pub async fn run(
         None => None,
     };
 
+    let grpc = match settings.grpc {
+        Some(addr) => {
+            let bind = |source| DaemonError::Bind {
+                what: "the gRPC control API",
+                addr,
+                source,
+            };
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
+            let local = listener.local_addr().map_err(bind)?;
+            // The API serves with the sentinel's own certificate; with `api-client-auth`,
+            // clients need one from the cluster CA too (mTLS).
+            let tls = settings.tls.as_ref().map(|t| crate::api::ApiTls {
+                cert: t.cert.clone(),
+                key: t.key.clone(),
+                client_ca: settings.api_client_auth.then(|| t.ca.clone()),
+            });
+            let ports = ports.clone();
+            let token = cancel.child_token();
+            tokio::spawn(async move {
+                if let Err(e) = crate::api::serve(listener, ports, tls, token).await {
+                    warn!(error = %e, "gRPC control API stopped");
+                }
+            });
+            Some(local)
+        }
+        None => None,
+    };
+
     let mut shell = Shell {
         core,
         id,
@@ -425,7 +453,7 @@ pub async fn run(
         name,
         gossip: gossip_addr,
         resp,
-        grpc: None,
+        grpc,
     });
     info!(%id, gossip = %gossip_addr, "sentinel started");
 

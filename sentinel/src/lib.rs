@@ -18,6 +18,8 @@
 //! - `nodes`: data-node addresses and their `NodeId`s; Redis id strings to the core's ids.
 //! - `events`: core events rendered as Redis Sentinel's channels and payloads.
 //! - `resp_port`: the Redis-Sentinel-compatible RESP port.
+//! - `api`: the gRPC control API (`vigil.v1.SentinelControl`, health, reflection) over the
+//!   same `daemon::Ports` as the RESP port.
 //! - `sim` (tests only): sentinels and modelled data nodes on a virtual network and clock, with
 //!   faults, and the checker of DESIGN.md §7 invariants 1 to 6.
 //!

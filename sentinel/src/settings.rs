@@ -64,6 +64,8 @@ pub struct Settings {
     pub dc: Option<String>,
     /// Cluster CA, certificate and key; `None` runs in dev mode.
     pub tls: Option<TlsFiles>,
+    /// With `tls`: the gRPC API also requires client certificates from the cluster CA.
+    pub api_client_auth: bool,
     /// Timings shared by every group.
     pub timing: Timing,
     /// The monitored groups.
@@ -162,6 +164,8 @@ struct TomlFile {
     dc: Option<String>,
     tls: Option<TlsFiles>,
     #[serde(default)]
+    api_client_auth: bool,
+    #[serde(default)]
     timing: TomlTiming,
     #[serde(default)]
     group: Vec<TomlGroup>,
@@ -210,6 +214,7 @@ impl Settings {
             join: Vec::new(),
             dc: None,
             tls: None,
+            api_client_auth: false,
             timing: Timing::default(),
             groups: Vec::new(),
         }
@@ -247,6 +252,10 @@ impl Settings {
             .collect::<Result<_, _>>()?;
         s.dc = file.dc.filter(|d| !d.is_empty());
         s.tls = file.tls;
+        s.api_client_auth = file.api_client_auth;
+        if s.api_client_auth && s.tls.is_none() {
+            return Err(invalid("api-client-auth", "needs [tls] (the cluster CA checks the clients)"));
+        }
         let t = file.timing;
         let ms =
             |key: &str, v: Option<u64>, default: Duration| -> Result<Duration, SettingsError> {

@@ -9,3 +9,4 @@ mod persistence;
 mod replication;
 mod sentinel;
 mod sentinel_clients;
+mod control;

@@ -183,6 +183,7 @@ pub struct Sent {
     child: Option<Child>,
     pub resp: SocketAddr,
     pub gossip: SocketAddr,
+    pub grpc: SocketAddr,
     pub name: String,
     pub dir: tempfile::TempDir,
     config: PathBuf,
@@ -325,7 +326,7 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     pub sentinels: Vec<Sent>,
     pub events: Events,
-    _certs: tempfile::TempDir,
+    pub certs: tempfile::TempDir,
     pub down_after: Duration,
 }
 
@@ -382,6 +383,7 @@ impl Cluster {
             let dir = tempfile::tempdir().expect("temp dir");
             let resp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
             let gossip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+            let grpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
             let join = sents
                 .first()
                 .map(|s| format!("join = [\"{}\"]\n", s.gossip))
@@ -392,7 +394,7 @@ impl Cluster {
                 .collect();
             let c = certs.path();
             let toml = format!(
-                "dir = {dir:?}\ngossip = \"{gossip}\"\nresp = \"{resp}\"\n{join}\n\
+                "dir = {dir:?}\ngossip = \"{gossip}\"\nresp = \"{resp}\"\ngrpc = \"{grpc}\"\n{join}\n\
                  [tls]\nca = {ca:?}\ncert = {crt:?}\nkey = {key:?}\n\n\
                  [[group]]\nname = \"{GROUP}\"\nmaster = \"{m}\"\nreplicas = [{r}]\nquorum = 2\n\
                  down-after-ms = {da}\nfailover-timeout-ms = 5000\n",
@@ -409,6 +411,7 @@ impl Cluster {
                 child: None,
                 resp,
                 gossip,
+                grpc,
                 name,
                 dir,
                 config,
@@ -424,7 +427,7 @@ impl Cluster {
             nodes,
             sentinels: sents,
             events,
-            _certs: certs,
+            certs,
             down_after,
         };
         // Every sentinel knows every other one before a test breaks anything.

@@ -121,10 +121,12 @@ async fn a_write_with_no_new_master_times_out() {
     let c = Client::new(watcher, G.to_owned(), opts);
     let got = c.write(set("k", "1")).await;
     assert!(matches!(got, Err(ClientError::Timeout)), "{got:?}");
-    assert_eq!(
-        n1.received(),
-        vec!["SET k 1"],
-        "a refused write is not repeated"
+    // A refused (not applied) write is retried on the same master every
+    // `SAME_MASTER_RETRY` while no newer master is announced, and never after the deadline.
+    let tries = n1.received();
+    assert!(
+        (2..=6).contains(&tries.len()) && tries.iter().all(|c| c == "SET k 1"),
+        "{tries:?}"
     );
 }
 
