@@ -2,6 +2,8 @@
 //! environment, then flags), installs tracing and signal handling, and runs a subcommand.
 //! No business logic lives here.
 
+mod admin;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
@@ -40,6 +42,8 @@ enum Command {
     Certs(CertsArgs),
     /// Start a local cluster on loopback and stop it on Ctrl-C.
     Up(UpArgs),
+    /// Query and control sentinels over their gRPC API.
+    Admin(admin::AdminArgs),
 }
 
 #[derive(Args, Debug, Default)]
@@ -240,6 +244,7 @@ fn main() -> Result<()> {
         }
         Command::Certs(args) => certs(args),
         Command::Up(args) => up(args),
+        Command::Admin(args) => admin::run(args),
     }
 }
 

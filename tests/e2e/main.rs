@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod admin;
 mod datanode;
 mod diff;
 mod persistence;
