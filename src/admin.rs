@@ -34,7 +34,7 @@ use render::*;
 #[derive(Args, Debug)]
 pub struct AdminArgs {
     /// gRPC URL of a sentinel; repeatable (or comma-separated): each is tried in turn until one
-    /// answers [default: http://127.0.0.1:26379, https:// with --tls-ca].
+    /// answers [default: http://127.0.0.1:36379, https:// with --tls-ca].
     #[arg(
         long = "sentinel",
         env = "VIGIL_SENTINEL",
@@ -633,7 +633,7 @@ fn code_name(code: Code) -> &'static str {
 }
 
 /// Where `vigil admin` looks without `--sentinel`; the scheme follows the TLS options.
-const DEFAULT_SENTINEL: &str = "127.0.0.1:26379";
+const DEFAULT_SENTINEL: &str = "127.0.0.1:36379";
 
 #[cfg(test)]
 mod tests {

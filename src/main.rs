@@ -68,7 +68,8 @@ struct SentinelArgs {
     /// TCP address of the RESP sentinel port; port 0 picks a free one [default: 127.0.0.1:26379].
     #[arg(long, value_name = "IP:PORT")]
     resp: Option<String>,
-    /// TCP address of the gRPC control API; port 0 picks a free one [default: not served].
+    /// TCP address of the gRPC control API; port 0 picks a free one [default: the RESP port
+    /// + 10000 on the same IP, 127.0.0.1:36379].
     #[arg(long, value_name = "IP:PORT")]
     grpc: Option<String>,
     /// Gossip address peers should dial, when it differs from --gossip (NAT).
@@ -277,6 +278,7 @@ fn sentinel_settings(args: SentinelArgs) -> Result<vigil_sentinel::settings::Set
     }
     if let Some(v) = &args.grpc {
         s.grpc = Some(sock("grpc", v)?);
+        s.grpc_set = true;
     }
     if let Some(v) = &args.announce {
         s.announce = Some(sock("announce", v)?);
@@ -287,6 +289,7 @@ fn sentinel_settings(args: SentinelArgs) -> Result<vigil_sentinel::settings::Set
     if let Some(v) = args.dc {
         s.dc = Some(v);
     }
+    s.derive_grpc();
     s.validate().context("invalid configuration")?;
     Ok(s)
 }
@@ -536,17 +539,21 @@ fn up(args: UpArgs) -> Result<()> {
     for r in &replicas {
         println!("  data node (replica) {r}");
     }
-    for (i, (gossip, resp)) in sentinels.iter().enumerate() {
+    for (i, (gossip, resp, grpc)) in sentinels.iter().enumerate() {
         println!(
-            "  sentinel s{}         resp {resp}  gossip (QUIC, mTLS) {gossip}",
+            "  sentinel s{}         resp {resp}  grpc (TLS) {grpc}  gossip (QUIC, mTLS) {gossip}",
             i + 1
         );
     }
     println!();
     println!("connect:  redis-cli -p {port}");
-    if let Some((_, resp)) = sentinels.first() {
+    if let Some((_, resp, grpc)) = sentinels.first() {
         let sport = resp.rsplit(':').next().unwrap_or("26379");
         println!("master:   redis-cli -p {sport} SENTINEL get-master-addr-by-name {UP_GROUP}");
+        println!(
+            "status:   vigil admin --sentinel https://{grpc} --tls-ca {} status",
+            dir.join("certs").join("ca.crt").display()
+        );
     }
     println!("stop:     Ctrl-C");
     std::io::stdout().flush().ok();
@@ -569,18 +576,18 @@ fn up(args: UpArgs) -> Result<()> {
 const UP_GROUP: &str = "mymaster";
 
 /// Starts three sentinels watching the local group, with a generated cluster CA (mTLS between
-/// them), and returns each one's `(gossip, resp)` addresses.
+/// them), and returns each one's `(gossip, resp, grpc)` addresses.
 fn start_sentinels(
     exe: &Path,
     dir: &Path,
     master: &str,
     replicas: &[String],
     nodes: &mut Vec<ChildGuard>,
-) -> Result<Vec<(String, String)>> {
+) -> Result<Vec<(String, String, String)>> {
     let certs = dir.join("certs");
     std::fs::create_dir_all(&certs).with_context(|| format!("creating {}", certs.display()))?;
     vigil_sentinel::tls::init_ca(&certs).context("creating the dev cluster CA")?;
-    let mut out: Vec<(String, String)> = Vec::new();
+    let mut out: Vec<(String, String, String)> = Vec::new();
     for i in 1..=3 {
         let name = format!("s{i}");
         let (crt, key) = vigil_sentinel::tls::issue(&certs, &name, &["127.0.0.1".to_string()])
@@ -588,12 +595,12 @@ fn start_sentinels(
         let sdir = dir.join(format!("sentinel-{i}"));
         std::fs::create_dir_all(&sdir).with_context(|| format!("creating {}", sdir.display()))?;
         let join = match out.first() {
-            Some((gossip, _)) => format!("join = [\"{gossip}\"]\n"),
+            Some((gossip, _, _)) => format!("join = [\"{gossip}\"]\n"),
             None => String::new(),
         };
         let replicas: Vec<String> = replicas.iter().map(|r| format!("\"{r}\"")).collect();
         let toml = format!(
-            "dir = {sdir:?}\ngossip = \"127.0.0.1:0\"\nresp = \"127.0.0.1:0\"\n{join}\n\
+            "dir = {sdir:?}\ngossip = \"127.0.0.1:0\"\nresp = \"127.0.0.1:0\"\ngrpc = \"127.0.0.1:0\"\n{join}\n\
              [tls]\nca = {ca:?}\ncert = {crt:?}\nkey = {key:?}\n\n\
              [[group]]\nname = \"{UP_GROUP}\"\nmaster = \"{master}\"\nreplicas = [{}]\n\
              quorum = 2\ndown-after-ms = 1000\nfailover-timeout-ms = 10000\n",
@@ -624,8 +631,8 @@ fn start_sentinels(
                 .find_map(|w| w.strip_prefix(k))
                 .map(str::to_string)
         };
-        match (field("gossip="), field("resp=")) {
-            (Some(g), Some(r)) if line.starts_with("READY ") => out.push((g, r)),
+        match (field("gossip="), field("resp="), field("grpc=")) {
+            (Some(g), Some(r), Some(c)) if line.starts_with("READY ") => out.push((g, r, c)),
             _ => bail!("the sentinel did not start: {line:?}"),
         }
     }

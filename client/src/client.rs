@@ -64,6 +64,11 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// How long a reply may take once a command was sent; after that its outcome is unknown.
     pub response_timeout: Duration,
+    /// `Some((n, timeout))`: after each write, `WAIT n timeout`; the write is reported as
+    /// successful only if `n` replicas acknowledged it, else `ClientError::Unknown`. With the
+    /// sentinels promoting the replica with the highest offset, an acknowledged write then
+    /// survives the loss of the master.
+    pub replicated: Option<(u32, Duration)>,
 }
 
 impl Default for ClientOptions {
@@ -74,6 +79,7 @@ impl Default for ClientOptions {
             password: None,
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(2),
+            replicated: None,
         }
     }
 }
@@ -270,7 +276,29 @@ impl Inner {
     /// Runs `cmd` on `master`, connecting first if needed.
     async fn run_on_master(&self, master: &Master, cmd: &Cmd) -> Result<Value, Failure> {
         let mut conn = self.master_conn(master).await?;
-        let result = send(&mut conn, cmd).await;
+        let mut result = send(&mut conn, cmd).await;
+        if let (Ok(_), Some((replicas, timeout))) = (&result, self.opts.replicated) {
+            // Synchronous replication from the client's side: the write counts only once
+            // `replicas` replicas hold it, so the sentinels (which promote the replica with
+            // the highest offset) never promote one that misses it.
+            let mut wait = redis::cmd("WAIT");
+            wait.arg(replicas)
+                .arg(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+            match send(&mut conn, &wait).await {
+                Ok(Value::Int(n)) if n >= i64::from(replicas) => {}
+                Ok(other) => {
+                    result = Err(Failure::Unknown(format!(
+                        "applied on the master but acknowledged by fewer than {replicas} replicas ({other:?})"
+                    )))
+                }
+                Err(Failure::Final(e)) => result = Err(Failure::Unknown(e.to_string())),
+                Err(f) => result = Err(f),
+            }
+            if let Err(Failure::NotApplied(why)) = &result {
+                // The write itself was applied; only WAIT failed.
+                result = Err(Failure::Unknown(why.clone()));
+            }
+        }
         if let Err(Failure::NotApplied(_) | Failure::Unknown(_)) = &result {
             let mut conns = self.conns();
             if conns.master.as_ref().is_some_and(|(m, _)| m == master) {

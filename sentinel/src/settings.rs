@@ -54,8 +54,11 @@ pub struct Settings {
     pub gossip: SocketAddr,
     /// The TCP address of the RESP sentinel port, if served.
     pub resp: Option<SocketAddr>,
-    /// The TCP address of the gRPC control API, if served.
+    /// The TCP address of the gRPC control API, if served. Unless set explicitly (`grpc_set`),
+    /// `derive_grpc` puts it at the RESP port + 10000 (port 0 stays 0).
     pub grpc: Option<SocketAddr>,
+    /// `grpc` was given explicitly (file or flag), so `derive_grpc` leaves it alone.
+    pub grpc_set: bool,
     /// The gossip address peers should dial, when different from `gossip` (NAT).
     pub announce: Option<SocketAddr>,
     /// Seeds to join.
@@ -150,6 +153,9 @@ impl Default for Timing {
 /// The default port of the RESP sentinel port (Redis Sentinel's); gossip uses the same number
 /// over UDP.
 pub const DEFAULT_PORT: u16 = 26379;
+/// The gRPC control API listens this far above the RESP port by default (36379), as Redis
+/// Cluster's bus does, so sentinels on consecutive ports never collide.
+pub const GRPC_PORT_OFFSET: u16 = 10000;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -209,7 +215,8 @@ impl Settings {
             dir,
             gossip: SocketAddr::new(local, DEFAULT_PORT),
             resp: Some(SocketAddr::new(local, DEFAULT_PORT)),
-            grpc: None,
+            grpc: Some(SocketAddr::new(local, DEFAULT_PORT + GRPC_PORT_OFFSET)),
+            grpc_set: false,
             announce: None,
             join: Vec::new(),
             dc: None,
@@ -236,6 +243,7 @@ impl Settings {
             };
         }
         if let Some(a) = file.grpc {
+            s.grpc_set = true;
             s.grpc = if a.is_empty() {
                 None
             } else {
@@ -254,7 +262,10 @@ impl Settings {
         s.tls = file.tls;
         s.api_client_auth = file.api_client_auth;
         if s.api_client_auth && s.tls.is_none() {
-            return Err(invalid("api-client-auth", "needs [tls] (the cluster CA checks the clients)"));
+            return Err(invalid(
+                "api-client-auth",
+                "needs [tls] (the cluster CA checks the clients)",
+            ));
         }
         let t = file.timing;
         let ms =
@@ -327,6 +338,7 @@ impl Settings {
             }
             s.groups.push(gs);
         }
+        s.derive_grpc();
         s.validate()?;
         Ok(s)
     }
@@ -526,8 +538,25 @@ impl Settings {
                 announce_port.unwrap_or(port),
             ));
         }
+        s.derive_grpc();
         s.validate()?;
         Ok(s)
+    }
+
+    /// Puts the gRPC API at the RESP port + 10000 on the same IP (port 0 stays 0: any free
+    /// port), unless it was set explicitly. Call after every override.
+    pub fn derive_grpc(&mut self) {
+        if self.grpc_set {
+            return;
+        }
+        self.grpc = self.resp.and_then(|r| {
+            let port = if r.port() == 0 {
+                Some(0)
+            } else {
+                r.port().checked_add(GRPC_PORT_OFFSET)
+            };
+            port.map(|p| SocketAddr::new(r.ip(), p))
+        });
     }
 
     /// Checks the rules that span keys.
@@ -766,6 +795,7 @@ mod tests {
         assert_eq!(s.gossip, "127.0.0.1:26380".parse().unwrap());
         assert_eq!(s.resp, Some("127.0.0.1:26380".parse().unwrap()));
         assert_eq!(s.announce, Some("10.0.0.5:26380".parse().unwrap()));
+        assert_eq!(s.grpc, Some("127.0.0.1:36380".parse().unwrap()));
         assert_eq!(s.dir, PathBuf::from("/tmp/sent dir"));
         let g = &s.groups[0];
         assert_eq!(g.name, "mymaster");

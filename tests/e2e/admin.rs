@@ -107,7 +107,6 @@ fn stderr(o: &Output) -> String {
 }
 
 #[test]
-#[ignore = "needs the gRPC API (issue 6); run with --ignored"]
 fn admin_status_shows_the_group_and_the_sentinel() {
     let master = datanode(&[]);
     let sentinel = Sentinel::start(&master);
@@ -133,7 +132,6 @@ fn admin_status_shows_the_group_and_the_sentinel() {
 }
 
 #[test]
-#[ignore = "needs the gRPC API (issue 6); run with --ignored"]
 fn admin_json_status_parses_back() {
     let master = datanode(&[]);
     let sentinel = Sentinel::start(&master);
@@ -156,7 +154,6 @@ fn admin_json_status_parses_back() {
 }
 
 #[test]
-#[ignore = "needs the gRPC API (issue 6); run with --ignored"]
 fn admin_unknown_group_is_not_found_with_status_1() {
     let master = datanode(&[]);
     let sentinel = Sentinel::start(&master);

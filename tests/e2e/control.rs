@@ -153,7 +153,12 @@ fn vigil_client_writes_through_a_kill_9_failover_without_losing_acknowledged_wri
             .wait_for(GROUP, DEADLINE)
             .await
             .expect("initial master");
-        let client = Client::new(watcher.clone(), GROUP.into(), ClientOptions::default());
+        // Each write waits for one replica (WAIT 1), so no acknowledged write can be lost.
+        let opts = ClientOptions {
+            replicated: Some((1, Duration::from_millis(500))),
+            ..ClientOptions::default()
+        };
+        let client = Client::new(watcher.clone(), GROUP.into(), opts);
         (client, watcher)
     });
     let old = c.nodes[0].addr.to_string();
@@ -170,16 +175,9 @@ fn vigil_client_writes_through_a_kill_9_failover_without_losing_acknowledged_wri
                 i += 1;
                 let mut cmd = redis::cmd("SET");
                 cmd.arg(&key).arg("1");
-                let t = Instant::now();
                 match client.write_with_master(cmd).await {
                     Ok((_, master)) => acked.push((key, master.addr)),
-                    Err(e) => {
-                        errors += 1;
-                        eprintln!("DEBUG {:?} write error after {:?}: {e}", start.elapsed(), t.elapsed());
-                    }
-                }
-                if t.elapsed() > Duration::from_millis(100) {
-                    eprintln!("DEBUG {:?} slow write {:?}", start.elapsed(), t.elapsed());
+                    Err(_) => errors += 1,
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
@@ -191,13 +189,15 @@ fn vigil_client_writes_through_a_kill_9_failover_without_losing_acknowledged_wri
     let (acked, errors) = rt.block_on(writer).expect("writer task");
     let new = watcher.current(GROUP).expect("a master").addr;
     assert_ne!(new, old, "no failover happened");
+    // Writes resumed on the new master and kept going (a write every 10 ms for the ~3 s
+    // left after the failover: far more than a handful).
+    let on_new = acked.iter().filter(|(_, m)| *m == new).count();
     assert!(
-        acked.iter().any(|(_, m)| *m == new),
-        "writes did not resume on the new master (errors: {errors})"
+        on_new >= 50,
+        "only {on_new} writes on the new master (errors: {errors})"
     );
-    // Every write acknowledged by the new master is there; writes acknowledged by the old
-    // master before the kill were replicated (they were acknowledged ≥ 10 ms before the kill,
-    // and are checked too, which holds while replication keeps up).
+    // Every acknowledged write is on the new master: each was held by a replica (WAIT 1)
+    // before it was reported, and the sentinels promote the replica with the highest offset.
     let ni = c
         .nodes
         .iter()
@@ -210,17 +210,10 @@ fn vigil_client_writes_through_a_kill_9_failover_without_losing_acknowledged_wri
         })
         .map(|(k, _)| k)
         .collect();
-    let on_new = acked.iter().filter(|(_, m)| *m == new).count();
     eprintln!(
         "{} writes acknowledged ({on_new} by the new master), {errors} failed, {} missing",
         acked.len(),
         missing.len()
     );
-    let missing_from_new: Vec<&String> = acked
-        .iter()
-        .filter(|(k, m)| *m == new && missing.contains(&k))
-        .map(|(k, _)| k)
-        .collect();
-    assert!(missing_from_new.is_empty(), "lost: {missing_from_new:?}");
-    assert!(missing.len() <= 1, "acknowledged writes lost: {missing:?}");
+    assert!(missing.is_empty(), "acknowledged writes lost: {missing:?}");
 }

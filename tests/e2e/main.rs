@@ -4,10 +4,10 @@
 mod harness;
 
 mod admin;
+mod control;
 mod datanode;
 mod diff;
 mod persistence;
 mod replication;
 mod sentinel;
 mod sentinel_clients;
-mod control;

@@ -24,6 +24,7 @@ async fn client(sentinel: &FakeSentinel, policy: ReadPolicy) -> Client {
         password: None,
         connect_timeout: Duration::from_millis(500),
         response_timeout: Duration::from_secs(2),
+        replicated: None,
     };
     Client::new(watcher, G.to_owned(), opts)
 }
