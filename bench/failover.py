@@ -18,6 +18,11 @@ for 3 x down-after while a client that never rediscovers keeps writing to it, SI
 the writes the old master acknowledges after resuming (every one of them is lost), and the time
 until it reports role:slave.
 
+`bench/failover.sh notify [RUNS] [SUBSCRIBERS]`: SUBSCRIBERS gRPC WatchMaster streams over the
+three sentinels; latency from the leader's `+promoted-slave` timestamp to each MasterChanged.
+`bench/failover.sh switchover [RUNS]`: SENTINEL SWITCHOVER under a writer; the longest pause
+between acknowledged writes and any acknowledged write missing afterwards.
+
 Only the Python standard library is used. Usage: bench/failover.sh [RUNS] [DOWN_AFTERS]
 """
 import os
@@ -245,6 +250,54 @@ def pause_run(kind, down_after):
         c.stop()
 
 
+def notify_run(subscribers, down_after, helper):
+    """kill -9 under SUBSCRIBERS WatchMaster streams; latency from +promoted-slave to each."""
+    c = Cluster("vigil", down_after)
+    try:
+        c.start()
+        ca = os.path.join(c.dir, "certs", "ca.crt")
+        p = subprocess.Popen([helper, ca, str(subscribers)] +
+                             ["127.0.0.1:%d" % g for g in c.grpcs],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        c.procs.append(p)
+        if p.stdout.readline().strip() != "READY":
+            raise TimeoutError("subscribers did not start")
+        c.master_proc.send_signal(signal.SIGKILL)
+        import json
+        return json.loads(p.stdout.readline())
+    finally:
+        c.stop()
+
+
+def switchover_run(down_after):
+    """A planned switchover under a writer: the longest gap between acknowledged writes, and
+    acknowledged writes missing from the new master."""
+    c = Cluster("vigil", down_after)
+    try:
+        c.start()
+        old = c.nodes[0]
+        w = Writer(c.sentinels, old)
+        w.start()
+        time.sleep(1.0)
+        assert cmd(c.sentinels[1], "SENTINEL", "SWITCHOVER", GROUP) == "+OK"
+
+        def done():
+            a = cmd(c.sentinels[0], "SENTINEL", "get-master-addr-by-name", GROUP, timeout=0.3)
+            new = int(a[1])
+            return new != old and any(m == new for _, _, m in w.acked)
+        wait("switchover", done, timeout=30)
+        time.sleep(0.5)
+        w.stop = True
+        w.join()
+        new = int(cmd(c.sentinels[0], "SENTINEL", "get-master-addr-by-name", GROUP)[1])
+        times = [t for t, _, _ in w.acked]
+        gap = max(b - a for a, b in zip(times, times[1:])) * 1000
+        lost = sum(1 for _, k, _ in w.acked if cmd(new, "EXISTS", k) != 1)
+        return {"pause_ms": gap, "lost": lost, "acked": len(w.acked)}
+    finally:
+        c.stop()
+
+
 class Cluster:
     def __init__(self, kind, down_after):
         self.kind, self.down_after = kind, down_after
@@ -252,6 +305,7 @@ class Cluster:
         self.procs = []
         self.nodes = [free_port() for _ in range(3)]
         self.sentinels = [free_port() for _ in range(3)]
+        self.grpcs = [free_port() for _ in range(3)]
 
     def spawn(self, args, **kw):
         p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
@@ -295,12 +349,13 @@ class Cluster:
                 join = 'join = ["127.0.0.1:%d"]\n' % self.sentinels[0] if i else ""
                 conf = os.path.join(d, "sentinel.toml")
                 with open(conf, "w") as f:
-                    f.write('dir = "%s"\ngossip = "127.0.0.1:%d"\nresp = "127.0.0.1:%d"\n%s\n'
+                    f.write('dir = "%s"\ngossip = "127.0.0.1:%d"\nresp = "127.0.0.1:%d"\n'
+                            'grpc = "127.0.0.1:%d"\n%s\n'
                             '[tls]\nca = "%s/ca.crt"\ncert = "%s/%s.crt"\nkey = "%s/%s.key"\n\n'
                             '[[group]]\nname = "%s"\nmaster = "127.0.0.1:%d"\nquorum = 2\n'
                             'down-after-ms = %d\nfailover-timeout-ms = 10000\n'
-                            % (d, port, port, join, certs, certs, name, certs, name, GROUP, m,
-                               self.down_after))
+                            % (d, port, port, self.grpcs[i], join, certs, certs, name, certs,
+                               name, GROUP, m, self.down_after))
                 self.spawn([VIGIL, "sentinel", "--config", conf])
             else:
                 conf = os.path.join(d, "sentinel.conf")
@@ -390,6 +445,32 @@ def one_run(kind, down_after):
 
 
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "notify":
+        runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+        subs = int(sys.argv[3]) if len(sys.argv) > 3 else 100
+        helper = os.environ["NOTIFY"]
+        rs = [notify_run(subs, 1000, helper) for _ in range(runs)]
+        for r in rs:
+            print("# %s" % r, file=sys.stderr)
+        print("| subscribers | runs | heard | p50 ms (per run) | p99 ms (per run) | max ms |")
+        print("|---|---|---|---|---|---|")
+        print("| %d | %d | %s | %s | %s | %.1f |" % (
+            subs, runs, " ".join(str(r["heard"]) for r in rs),
+            " ".join("%.1f" % r["p50_ms"] for r in rs),
+            " ".join("%.1f" % r["p99_ms"] for r in rs), max(r["max_ms"] for r in rs)))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "switchover":
+        runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+        rs = [switchover_run(1000) for _ in range(runs)]
+        for r in rs:
+            print("# %s" % r, file=sys.stderr)
+        pauses = [r["pause_ms"] for r in rs]
+        print("| runs | longest write pause, ms (median, min–max) | lost / acknowledged |")
+        print("|---|---|---|")
+        print("| %d | %.0f (%.0f–%.0f) | %d / %d |" % (
+            runs, statistics.median(pauses), min(pauses), max(pauses),
+            sum(r["lost"] for r in rs), sum(r["acked"] for r in rs)))
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "pause":
         runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
         da = int(sys.argv[3]) if len(sys.argv) > 3 else 1000

@@ -5,5 +5,6 @@
 # Prints a markdown table of median (min–max) milliseconds after the kill; see bench/failover.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --bin vigil >&2
-VIGIL="$PWD/target/release/vigil" exec python3 bench/failover.py "$@"
+cargo build --release --bin vigil -p vigil-client --example notify_latency >&2
+VIGIL="$PWD/target/release/vigil" NOTIFY="$PWD/target/release/examples/notify_latency" \
+  exec python3 bench/failover.py "$@"

@@ -4,7 +4,9 @@
 //! leader's voters granted has expired; the new config epoch equals the leader's term, so there
 //! is at most one promotion per (group, epoch); a failover aborts only before promotion; each
 //! step has a deadline of `failover_timeout`; with `sync_replicas = N` the promoted replica has
-//! the highest offset among fresh reads from at least `R - N + 1` of the `R` replicas.
+//! the highest offset among fresh reads from at least `R - N + 1` of the `R` replicas, or the
+//! configured master, demoted by a stale command but with its data intact, holds all of it
+//! (`intact_master`) and the promoted node (it, or a replica) holds as much.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -360,7 +362,30 @@ impl Sentinel {
             .filter(|(n, i, _)| self.nodes.get(n).is_some_and(|v| !v.down) && i.priority.0 != 0)
             .cloned()
             .collect();
-        if sync > 0 {
+        // The configured master itself, demoted by a stale command (a `REPLICAOF` confirmed
+        // under an older config but delivered after its promotion, or a leader of an earlier
+        // term pointing it at its own), yet alive with its data intact: it holds every
+        // acknowledged write, and is a candidate like a replica (see `intact_master`).
+        let intact = master_info.as_ref().and_then(|mi| {
+            let view = self.nodes.get(&master)?;
+            if view.unreachable || view.restarted_empty {
+                return None;
+            }
+            let c = intact_master(lineage, &edges, mi)?;
+            // Nothing credited beyond it, or it is not what it seems.
+            credited
+                .iter()
+                .all(|(_, _, rc)| *rc <= c)
+                .then(|| (mi.clone(), c))
+        });
+        if let (true, Some((mi, c))) = (sync > 0, intact) {
+            // Every acknowledged write is on the demoted master: it and the replicas credited
+            // with as much of its history as it holds are proven, whatever the other
+            // replicas hold (one of them may have died for good), so no `R - N + 1` count of
+            // decisive reads is needed.
+            eligible.retain(|(_, _, rc)| *rc == c);
+            eligible.push((master, mi, c));
+        } else if sync > 0 {
             // Only a replica proven to hold every acknowledged write may be promoted: any
             // `R - N + 1` replicas include one of the `N` that acknowledged it, and the write
             // lies on the master's lineage, so the replica credited with the most of it holds
@@ -466,7 +491,10 @@ impl Sentinel {
         g.durable.epoch = epoch;
         g.durable.master = node;
         g.durable.replicas.remove(&node);
-        g.durable.replicas.insert(old);
+        // A demoted master promoted again (`intact_master`) stays the master, not a replica.
+        if old != node {
+            g.durable.replicas.insert(old);
+        }
         g.forget_opinions();
         g.disagree_since.clear();
         g.convergence_check = None;
@@ -703,6 +731,43 @@ pub(super) fn master_history(i: &NodeInfo) -> Vec<(ReplId, ReplOffset)> {
         h.push((i.replid2, i.replid2_until));
     }
     h
+}
+
+/// What the configured master holds, if it was demoted (it reports `role:slave`) but provably
+/// still holds every write it ever accepted: `Some(offset)` when its data is still its own
+/// history of this epoch and nothing replaced it since.
+///
+/// Its `master_replid` is in `lineage` without bound, which only the master's own ids are
+/// (a replica reports its upstream's history, and a partial resync that changes the id makes
+/// it the source's); a master's data under its own id only grows. The one way a demoted
+/// master loses data and still reports its own id is a full resync from a lagging replica of
+/// its own history (Redis keeps its replicas connected when it turns into a replica, so such
+/// a cycle forms; the simulator shows it dropping a write), and a full resync clears
+/// `master_replid2` (`second_repl_offset` -1). So the master must still report the nonzero
+/// secondary id it had as a master (the history it was promoted from, or its id before a
+/// restart with data) and its link must be down. A master that never had one (the group's
+/// first master, never restarted) proves nothing this way.
+///
+/// Such a master holds every acknowledged write: those acknowledged before its promotion
+/// (the failover that promoted it proved it held them), and those it acknowledged itself;
+/// no other node accepted a write since (leases). So it may be promoted again under a new
+/// epoch, with every replica credited with as much, however many replicas the leader cannot
+/// read or place.
+pub(super) fn intact_master(
+    lineage: &BTreeMap<ReplId, ReplOffset>,
+    edges: &BTreeSet<(ReplId, ReplId, ReplOffset)>,
+    i: &NodeInfo,
+) -> Option<ReplOffset> {
+    if !matches!(i.role, NodeRole::Replica { link_up: false, .. })
+        || i.replid == ReplId::default()
+        || i.replid2 == ReplId::default()
+        || i.priority.0 == 0
+        || lineage.get(&i.replid) != Some(&ReplOffset(u64::MAX))
+    {
+        return None;
+    }
+    let (c, decisive) = credit(lineage, edges, i);
+    c.filter(|c| decisive && *c >= i.offset)
 }
 
 /// Extends `lineage` (each replication id with the offset up to which its data is the

@@ -632,3 +632,53 @@ fn maintenance_is_sent_to_every_voter_and_a_paused_voter_refuses_votes() {
         "a paused sentinel granted a vote: {votes:?}"
     );
 }
+
+/// A configured master that reports `role:slave` still holds every write it accepted only
+/// while its data is its own history of the epoch (unbounded in the lineage), its link is
+/// down and it still reports the secondary id a full resync would have cleared (1222038).
+#[test]
+fn a_demoted_master_is_intact_only_on_its_own_history_with_its_link_down() {
+    let info = |link_up: bool, replid: u64, offset: u64, priority: u32| NodeInfo {
+        run_id: RunId(1),
+        role: NodeRole::Replica { master: R, link_up },
+        replid: ReplId(replid),
+        replid2: ReplId(1),
+        replid2_until: ReplOffset(53),
+        offset: ReplOffset(offset),
+        priority: Priority(priority),
+        dc: None,
+        empty: offset == 0,
+    };
+    // The master's own id 7, continued from 1 at offset 53.
+    let lineage = std::collections::BTreeMap::from([
+        (ReplId(7), ReplOffset(u64::MAX)),
+        (ReplId(1), ReplOffset(53)),
+    ]);
+    let edges = std::collections::BTreeSet::from([(ReplId(7), ReplId(1), ReplOffset(53))]);
+    let intact = |i: &NodeInfo| failover::intact_master(&lineage, &edges, i);
+    assert_eq!(intact(&info(false, 7, 60, 100)), Some(ReplOffset(60)));
+    // Synchronised with someone since: the id is the source's, even if it is the master's.
+    assert_eq!(intact(&info(true, 7, 60, 100)), None);
+    // An older id of the lineage: another node's data, or a copy of part of it.
+    assert_eq!(intact(&info(false, 1, 53, 100)), None);
+    // A history the lineage does not know.
+    assert_eq!(intact(&info(false, 9, 60, 100)), None);
+    // Fully resynchronised since (from a lagging replica of its own history, which passes
+    // the id on): the secondary id is cleared, and the data may be shorter.
+    let resynced = NodeInfo {
+        replid2: ReplId::default(),
+        replid2_until: ReplOffset(0),
+        ..info(false, 7, 40, 100)
+    };
+    assert_eq!(intact(&resynced), None);
+    // Never promoted.
+    assert_eq!(intact(&info(false, 7, 60, 0)), None);
+    // Reporting itself master: not demoted (the failover aborts or reaffirms instead).
+    let master = NodeInfo {
+        role: NodeRole::Master {
+            replicas: Vec::new(),
+        },
+        ..info(false, 7, 60, 100)
+    };
+    assert_eq!(intact(&master), None);
+}
