@@ -54,6 +54,19 @@ fn text(f: &Frame) -> String {
     }
 }
 
+/// SIGKILL and reap a child, if running.
+fn kill9(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// A child's pid, 0 when not running.
+fn pid(child: &Option<Child>) -> u32 {
+    child.as_ref().map(Child::id).unwrap_or(0)
+}
+
 fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
 }
@@ -135,14 +148,11 @@ impl Node {
     }
 
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill9(&mut self.child);
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).unwrap_or(0)
+        pid(&self.child)
     }
 
     pub fn cmd(&self, args: &[&str]) -> Option<Frame> {
@@ -220,14 +230,11 @@ impl Sent {
     }
 
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill9(&mut self.child);
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).unwrap_or(0)
+        pid(&self.child)
     }
 
     pub fn log(&self) -> String {
