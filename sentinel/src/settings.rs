@@ -144,7 +144,7 @@ impl Default for Timing {
             heartbeat_interval: Duration::from_secs(1),
             election_jitter: Duration::from_millis(100),
             lease_ttl: Duration::from_millis(800),
-            convergence_grace: Duration::from_secs(2),
+            convergence_grace: Duration::from_millis(500),
             backend_timeout: Duration::from_millis(500),
         }
     }

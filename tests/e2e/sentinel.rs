@@ -67,6 +67,16 @@ fn pid(child: &Option<Child>) -> u32 {
     child.as_ref().map(Child::id).unwrap_or(0)
 }
 
+/// Waits until the kernel reports `pid` stopped (state `T` in /proc/PID/stat).
+fn wait_stopped(pid: u32) {
+    wait_until(DEADLINE, || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+        })
+    });
+}
+
 fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
 }
@@ -667,6 +677,8 @@ fn a_paused_master_refuses_writes_after_its_lease_expired_and_rejoins_as_a_repli
     // A client connected before the pause sends a write while the master is stopped.
     let mut client = crate::harness::Conn::new(old);
     signal(c.nodes[0].pid(), "-STOP");
+    // The write must reach a stopped process, not one still running its last instructions.
+    wait_stopped(c.nodes[0].pid());
     client.send(&[b"SET", b"during", b"1"]);
     let stopped = Instant::now();
     wait_for("the sentinels fail over", &c, DEADLINE, || {

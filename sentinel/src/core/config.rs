@@ -145,7 +145,7 @@ impl CoreConfig {
             retry_backoff: (Duration::from_millis(10), Duration::from_millis(150)),
             lease_ttl: Duration::from_millis(800),
             clock_rate_bound: 0.01,
-            convergence_grace: Duration::from_secs(2),
+            convergence_grace: Duration::from_millis(500),
             dc: None,
             voters,
             groups,

@@ -87,10 +87,11 @@ impl Sentinel {
             return;
         };
         self.send_info(node);
-        let fast = self
-            .groups
-            .get(&group)
-            .is_some_and(|g| g.failover.is_some() || g.odown);
+        // Fast during a failover, and while the node disagrees with the config, so that an old
+        // master back from a pause is demoted once the grace has passed, not an INFO later.
+        let fast = self.groups.get(&group).is_some_and(|g| {
+            g.failover.is_some() || g.odown || g.disagree_since.contains_key(&node)
+        });
         let every = if fast {
             self.cfg.info_interval_failover
         } else {

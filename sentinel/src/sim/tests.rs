@@ -371,7 +371,22 @@ fn a_master_demoted_by_a_stale_command_with_its_data_intact_is_promoted_again() 
     assert_seeds_converge(&[(1_222_038, &[3, 4, 5, 6, 7, 8, 9])]);
 }
 
-/// FIXME: these seeds keep every safety invariant but do not converge today. A stale
+/// These seeds did not converge with a 2 s convergence grace and INFO once a second for a
+/// disagreeing node; with 500 ms and fast INFO, the stale demotion below no longer happens in
+/// them, so they converge. The limitation described below still stands in principle.
+#[test]
+fn seeds_once_stuck_on_an_unprovable_first_master_converge_with_faster_convergence() {
+    assert_seeds_converge(&[
+        (1_121_920, &[3, 4, 5, 6, 7, 8, 9]),
+        (1_427_300, &[3, 4, 5, 6, 7, 8, 9]),
+    ]);
+}
+
+/// FIXME: 1661795 keeps every safety invariant but does not converge today: n0 still reports
+/// `role:master` at the end while the agreed master is n1 (a stale fence settled late in the
+/// run, at 7.9 s of 8.5 s, by re-confirming the master; not diagnosed further).
+///
+/// The limitation 1121920 and 1427300 once showed is also open: a stale
 /// `REPLICAOF` (in 1121920 a convergence command confirmed before the election but delivered
 /// after the promotion) demoted the master just promoted, n0, towards the master of an earlier
 /// epoch that then died for good and stays in the replica set (n1 in 1121920, n2 in 1427300).
@@ -385,8 +400,8 @@ fn a_master_demoted_by_a_stale_command_with_its_data_intact_is_promoted_again() 
 /// epoch cannot give: a sentinel stale at epoch 0 could grant n0 (same run, same id) leases
 /// during the later epoch, and a node counts every unexpired lease of its run.
 #[test]
-fn a_first_master_demoted_by_a_stale_command_with_a_dead_replica_does_not_converge_yet() {
-    for seed in [1_121_920, 1_427_300] {
+fn a_master_left_disagreeing_at_the_end_of_a_late_settled_run_does_not_converge_yet() {
+    for seed in [1_661_795] {
         match random_run_rec(seed, &[3, 4, 5, 6, 7, 8, 9], Bugs::default(), false) {
             Err(failed) => panic!("{}", failed.0),
             Ok(sim) => assert!(
