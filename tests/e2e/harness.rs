@@ -125,6 +125,17 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// Waits until the kernel reports `pid` stopped (state `T` in /proc/PID/stat): `kill -STOP`
+/// returns before the process has necessarily stopped running.
+pub fn wait_stopped(pid: u32) {
+    wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+        })
+    });
+}
+
 /// Polls `cond` every 10 ms until it holds or `timeout` passes (then panics).
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + timeout;

@@ -296,6 +296,9 @@ fn signal(p: &Proc, sig: &str) {
         .status()
         .is_ok_and(|s| s.success());
     assert!(ok, "kill {sig}");
+    if sig == "-STOP" {
+        crate::harness::wait_stopped(p.pid());
+    }
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use vigil_proto::resp::{self, Frame, Limits};
 
-use crate::harness::{free_port, have_redis, wait_until};
+use crate::harness::{free_port, have_redis, wait_stopped, wait_until};
 
 pub const GROUP: &str = "g";
 /// Long enough for a loaded 2-core CI machine; failovers here take about two seconds.
@@ -65,16 +65,6 @@ fn kill9(child: &mut Option<Child>) {
 /// A child's pid, 0 when not running.
 fn pid(child: &Option<Child>) -> u32 {
     child.as_ref().map(Child::id).unwrap_or(0)
-}
-
-/// Waits until the kernel reports `pid` stopped (state `T` in /proc/PID/stat).
-fn wait_stopped(pid: u32) {
-    wait_until(DEADLINE, || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-            s.rsplit_once(')')
-                .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
-        })
-    });
 }
 
 fn signal(pid: u32, sig: &str) {
