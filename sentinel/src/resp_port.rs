@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use vigil_proto::resp::{Frame, Limits, Protocol, RequestDecoder};
 
+use crate::api::filter::Pattern;
 use crate::core::{GroupName, Input};
 use crate::daemon::{GroupSnapshot, Ports, ShellInput, Snapshot};
 use crate::events::EventRecord;
@@ -68,7 +69,8 @@ struct Conn {
     inbuf: BytesMut,
     out: BytesMut,
     channels: Vec<Bytes>,
-    patterns: Vec<Bytes>,
+    /// PSUBSCRIBE patterns, with their compiled (linear-time) matcher.
+    patterns: Vec<(Bytes, Pattern)>,
 }
 
 impl Conn {
@@ -165,8 +167,8 @@ impl Conn {
         let matching: Vec<Bytes> = self
             .patterns
             .iter()
-            .filter(|p| glob(p, ch))
-            .cloned()
+            .filter(|(_, p)| p.matches(&r.channel))
+            .map(|(raw, _)| raw.clone())
             .collect();
         for p in matching {
             self.reply(Frame::Push(vec![
@@ -243,9 +245,14 @@ impl Conn {
                 }
                 let pattern = name == "psubscribe";
                 for ch in &args[1..] {
-                    let list = if pattern { &mut self.patterns } else { &mut self.channels };
-                    if !list.contains(ch) && list.len() < 1024 {
-                        list.push(ch.clone());
+                    if pattern {
+                        if !self.patterns.iter().any(|(p, _)| p == ch) && self.patterns.len() < 1024
+                        {
+                            let text = String::from_utf8_lossy(ch);
+                            self.patterns.push((ch.clone(), Pattern::new(&text)));
+                        }
+                    } else if !self.channels.contains(ch) && self.channels.len() < 1024 {
+                        self.channels.push(ch.clone());
                     }
                     let count = (self.channels.len() + self.patterns.len()) as i64;
                     self.reply(Frame::Push(vec![
@@ -257,13 +264,16 @@ impl Conn {
             }
             "unsubscribe" | "punsubscribe" => {
                 let pattern = name == "punsubscribe";
-                let list = if pattern { &mut self.patterns } else { &mut self.channels };
-                let gone: Vec<Bytes> = if args.len() > 1 {
-                    args[1..].to_vec()
-                } else {
-                    list.clone()
+                let gone: Vec<Bytes> = match (args.len() > 1, pattern) {
+                    (true, _) => args[1..].to_vec(),
+                    (false, true) => self.patterns.iter().map(|(p, _)| p.clone()).collect(),
+                    (false, false) => self.channels.clone(),
                 };
-                list.retain(|c| !gone.contains(c));
+                if pattern {
+                    self.patterns.retain(|(p, _)| !gone.contains(p));
+                } else {
+                    self.channels.retain(|c| !gone.contains(c));
+                }
                 for ch in gone {
                     let count = (self.channels.len() + self.patterns.len()) as i64;
                     self.reply(Frame::Push(vec![
@@ -531,35 +541,4 @@ fn no_such_master() -> Frame {
 
 fn wrong_args(cmd: &str) -> Frame {
     Frame::error(format!("ERR wrong number of arguments for '{cmd}' command"))
-}
-
-/// Redis' glob for PSUBSCRIBE patterns, without character classes: `*`, `?`, `\`.
-fn glob(pattern: &[u8], s: &[u8]) -> bool {
-    fn go(p: &[u8], s: &[u8], depth: u32) -> bool {
-        if depth > 64 {
-            return false;
-        }
-        match p.first() {
-            None => s.is_empty(),
-            Some(b'*') => (0..=s.len()).any(|i| go(&p[1..], &s[i..], depth + 1)),
-            Some(b'?') => !s.is_empty() && go(&p[1..], &s[1..], depth),
-            Some(b'\\') if p.len() > 1 => s.first() == Some(&p[1]) && go(&p[2..], &s[1..], depth),
-            Some(c) => s.first() == Some(c) && go(&p[1..], &s[1..], depth),
-        }
-    }
-    go(pattern, s, 0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob;
-
-    #[test]
-    fn patterns_match_like_redis() {
-        assert!(glob(b"*", b"+switch-master"));
-        assert!(glob(b"+s*", b"+sdown"));
-        assert!(!glob(b"+s*", b"-sdown"));
-        assert!(glob(b"?sdown", b"-sdown"));
-        assert!(glob(b"\\*x", b"*x"));
-    }
 }

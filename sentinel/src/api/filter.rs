@@ -40,7 +40,7 @@ impl EventFilter {
 
 /// One channel pattern, tokenised.
 #[derive(Clone, Debug)]
-struct Pattern(Vec<Token>);
+pub(crate) struct Pattern(Vec<Token>);
 
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 enum Token {
@@ -53,7 +53,7 @@ enum Token {
 }
 
 impl Pattern {
-    fn new(pattern: &str) -> Pattern {
+    pub(crate) fn new(pattern: &str) -> Pattern {
         let mut tokens = Vec::new();
         let mut chars = pattern.chars();
         while let Some(c) = chars.next() {
@@ -69,7 +69,7 @@ impl Pattern {
 
     /// Greedy matching with one backtracking point (the last `*`), which is exact for
     /// patterns of `*`, `?` and literals.
-    fn matches(&self, s: &str) -> bool {
+    pub(crate) fn matches(&self, s: &str) -> bool {
         let s: Vec<char> = s.chars().collect();
         let p = &self.0;
         let (mut pi, mut si) = (0, 0);

@@ -14,7 +14,7 @@
 
 mod convert;
 mod feed;
-mod filter;
+pub(crate) mod filter;
 mod service;
 
 use std::path::{Path, PathBuf};
