@@ -757,15 +757,25 @@ fn register(shared: &Arc<Shared>, conn: Connection, outbound: bool) -> Registere
 }
 
 /// Starts a dial loop for `addr` unless one runs already or the address is ours.
+/// The most addresses dialled at once.
+const MAX_DIALING: usize = 256;
+
 fn spawn_dial(shared: &Arc<Shared>, addr: SocketAddr, expect: Option<SentinelId>, delay: bool) {
     if addr == shared.local || addr == shared.announce || shared.cancel.is_cancelled() {
         return;
     }
     {
         let mut st = shared.lock();
-        if st.self_addrs.contains(&addr) || !st.dialing.insert(addr) {
+        if st.self_addrs.contains(&addr) || st.dialing.contains(&addr) {
             return;
         }
+        // Addresses come from seeds, members and hello messages on data nodes: bound the
+        // dial loops, so a flood of made-up hellos cannot make the sentinel dial without end.
+        if st.dialing.len() >= MAX_DIALING {
+            warn!(%addr, "too many addresses being dialled; not dialling this one");
+            return;
+        }
+        st.dialing.insert(addr);
     }
     shared
         .runtime
