@@ -8,7 +8,7 @@
 //! data node runs in its own task with a deadline, so a hung node never stalls the loop; at
 //! most one probe and one INFO per node are in flight.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -124,6 +124,10 @@ pub struct Snapshot {
     pub voters: Vec<u32>,
     /// Peers the transport knows: `(id, name, addr, connected)`.
     pub peers: Vec<(u32, String, SocketAddr, bool)>,
+    /// Where this sentinel serves clients: (RESP, gRPC).
+    pub client_addrs: (Option<SocketAddr>, Option<SocketAddr>),
+    /// Where each peer serves clients, as it announced: `id → (resp, grpc)`.
+    pub endpoints: BTreeMap<u32, (Option<SocketAddr>, Option<SocketAddr>)>,
 }
 
 /// One group in a `Snapshot`.
@@ -257,6 +261,10 @@ struct Shell {
     cancel: CancellationToken,
     /// The last INFO of every node, for queries.
     reports: HashMap<NodeId, (NodeReport, SystemTime)>,
+    /// Where this sentinel serves clients: (RESP, gRPC), as peers should reach them.
+    client_addrs: (Option<SocketAddr>, Option<SocketAddr>),
+    /// Where each peer serves clients, as it announced.
+    peer_endpoints: BTreeMap<u32, (Option<SocketAddr>, Option<SocketAddr>)>,
 }
 
 fn now() -> Instant {
@@ -429,6 +437,7 @@ pub async fn run(
         None => None,
     };
 
+    let settings_announce = settings.announce;
     let mut shell = Shell {
         core,
         id,
@@ -446,6 +455,15 @@ pub async fn run(
         hello_tx,
         cancel: cancel.clone(),
         reports: HashMap::new(),
+        client_addrs: {
+            // Behind NAT, peers reach us at the announced IP; the ports are ours.
+            let ip = |a: SocketAddr| match settings_announce {
+                Some(ann) => SocketAddr::new(ann.ip(), a.port()),
+                None => a,
+            };
+            (resp.map(ip), grpc.map(ip))
+        },
+        peer_endpoints: BTreeMap::new(),
     };
     shell.refresh();
     on_ready(&Endpoints {
@@ -772,6 +790,9 @@ impl Shell {
         match event {
             TransportEvent::PeerUp { id, name, addr } => {
                 info!(peer = %id, %name, %addr, "peer connected");
+                let (resp, grpc) = self.client_addrs;
+                self.transport
+                    .send(id, gossip::convert::endpoints(resp, grpc));
                 self.core.handle(
                     now(),
                     Input::GossipReceived {
@@ -784,6 +805,16 @@ impl Shell {
             TransportEvent::Message { from, env } => {
                 let msg = match gossip::convert::decode(env, &mut self.nodes) {
                     Ok(gossip::convert::Decoded::Core(msg)) => msg,
+                    Ok(gossip::convert::Decoded::Endpoints { resp, grpc }) => {
+                        // Bounded: one entry per sentinel that ever connected (the transport
+                        // caps peers), and never more than a voter set could hold.
+                        if self.peer_endpoints.len() < 1024
+                            || self.peer_endpoints.contains_key(&from.0)
+                        {
+                            self.peer_endpoints.insert(from.0, (resp, grpc));
+                        }
+                        return;
+                    }
                     Ok(_) => return, // transport-level messages are the transport's
                     Err(e) => {
                         warn!(peer = %from, error = %e, "invalid gossip refused");
@@ -952,6 +983,8 @@ impl Shell {
                 .into_iter()
                 .map(|(id, name, addr, up)| (id.0, name, addr, up))
                 .collect(),
+            endpoints: self.peer_endpoints.clone(),
+            client_addrs: self.client_addrs,
         };
         self.snapshot.send_replace(Arc::new(snap));
     }

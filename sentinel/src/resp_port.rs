@@ -406,7 +406,14 @@ impl Conn {
                         .peers
                         .iter()
                         .filter(|p| p.0 != snap.id)
-                        .map(|(id, name, addr, up)| {
+                        .map(|(id, name, gossip, up)| {
+                            // Clients dial the RESP port; the gossip address only if the peer
+                            // never said (same port number by default).
+                            let addr = snap
+                                .endpoints
+                                .get(id)
+                                .and_then(|e| e.0)
+                                .unwrap_or(*gossip);
                             map(vec![
                                 ("name", format!("{id:040x}")),
                                 ("ip", addr.ip().to_string()),

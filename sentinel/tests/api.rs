@@ -179,6 +179,13 @@ fn snapshot() -> Snapshot {
                 false,
             ),
         ],
+        endpoints: [(
+            2,
+            (Some("127.0.0.1:8002".parse().expect("valid address")), None),
+        )]
+        .into_iter()
+        .collect(),
+        client_addrs: (Some("127.0.0.1:8001".parse().expect("valid address")), None),
     }
 }
 
@@ -324,6 +331,10 @@ async fn queries_answer_from_the_snapshot() {
     );
     assert_eq!(sentinels[0].addr, "127.0.0.1:9001");
     assert_eq!(sentinels[2].addr, "127.0.0.1:9003");
+    // Client ports: our own, and the ones a peer announced (none from s3).
+    assert_eq!(sentinels[0].resp_addr, "127.0.0.1:8001");
+    assert_eq!(sentinels[1].resp_addr, "127.0.0.1:8002");
+    assert_eq!(sentinels[2].resp_addr, "");
 
     let q = c
         .check_quorum(pb::CheckQuorumRequest { group: "g".into() })

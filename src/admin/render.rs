@@ -478,6 +478,7 @@ mod tests {
                 connected,
                 voter,
                 myself,
+                ..SentinelStatus::default()
             }
         };
         vec![

@@ -736,6 +736,29 @@ fn sentinels_refuse_garbage_on_the_gossip_port_and_keep_working() {
         ),
         Some(Frame::NullArray)
     );
+    // `SENTINEL sentinels` lists the peers' RESP ports (what Redis clients dial), which the
+    // peers announced over gossip.
+    let mut want: Vec<u16> = c.sentinels[1..].iter().map(|s| s.resp.port()).collect();
+    want.sort_unstable();
+    wait_for("peers' RESP ports are known", &c, DEADLINE, || {
+        let Some(Frame::Array(list)) =
+            try_cmd(c.sentinels[0].resp, &["SENTINEL", "sentinels", GROUP])
+        else {
+            return false;
+        };
+        let mut ports: Vec<u16> = list
+            .iter()
+            .filter_map(|m| match m {
+                Frame::Array(kv) => kv
+                    .chunks(2)
+                    .find(|p| p.len() == 2 && text(&p[0]) == "port")
+                    .and_then(|p| text(&p[1]).parse().ok()),
+                _ => None,
+            })
+            .collect();
+        ports.sort_unstable();
+        ports == want
+    });
     // The cluster still agrees and the sentinel still sees its peers.
     assert_eq!(c.agreed(&[0, 1, 2]).map(|a| a.0), Some(c.nodes[0].addr));
     assert_eq!(

@@ -3,6 +3,7 @@
 //!
 //! Pure functions, no I/O: every value comes from the caller, the clock included.
 
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use vigil_proto::control as pb;
@@ -95,18 +96,22 @@ fn link(r: &NodeSnapshot) -> &'static str {
 /// not (or no longer) peers, each once.
 pub(crate) fn sentinels(snap: &Snapshot) -> Vec<pb::SentinelStatus> {
     let voter = |id: u32| snap.voters.contains(&id);
+    let text = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
     let mut out = vec![pb::SentinelStatus {
         id: snap.id,
         name: snap.name.clone(),
-        addr: snap.gossip.map(|a| a.to_string()).unwrap_or_default(),
+        addr: text(snap.gossip),
         connected: true,
         voter: voter(snap.id),
         myself: true,
+        resp_addr: text(snap.client_addrs.0),
+        grpc_addr: text(snap.client_addrs.1),
     }];
     for (id, name, addr, connected) in &snap.peers {
         if out.iter().any(|s| s.id == *id) {
             continue;
         }
+        let (resp, grpc) = snap.endpoints.get(id).copied().unwrap_or_default();
         out.push(pb::SentinelStatus {
             id: *id,
             name: name.clone(),
@@ -114,6 +119,8 @@ pub(crate) fn sentinels(snap: &Snapshot) -> Vec<pb::SentinelStatus> {
             connected: *connected,
             voter: voter(*id),
             myself: false,
+            resp_addr: text(resp),
+            grpc_addr: text(grpc),
         });
     }
     for id in &snap.voters {

@@ -39,6 +39,24 @@ pub enum Decoded {
     Hello(PeerHello),
     /// A peer's member list: `(name, announced address)` pairs.
     Members(Vec<(String, SocketAddr)>),
+    /// Where a peer serves clients: its RESP sentinel port and gRPC API, if served.
+    Endpoints {
+        /// The RESP sentinel port.
+        resp: Option<SocketAddr>,
+        /// The gRPC control API.
+        grpc: Option<SocketAddr>,
+    },
+}
+
+/// The envelope announcing where this sentinel serves clients.
+pub fn endpoints(resp: Option<SocketAddr>, grpc: Option<SocketAddr>) -> pb::Envelope {
+    let text = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+    pb::Envelope {
+        msg: Some(Msg::Endpoints(pb::Endpoints {
+            resp_addr: text(resp),
+            grpc_addr: text(grpc),
+        })),
+    }
 }
 
 /// A validated `Hello`.
@@ -236,6 +254,19 @@ pub fn decode(env: pb::Envelope, nodes: &mut NodeTable) -> Result<Decoded, Conve
             return peer_hello(h).map(Decoded::Hello);
         }
         Msg::Members(m) => return members(m).map(Decoded::Members),
+        Msg::Endpoints(e) => {
+            let addr = |s: &str| -> Result<Option<SocketAddr>, ConvertError> {
+                if s.is_empty() {
+                    Ok(None)
+                } else {
+                    socket_addr(s).map(Some)
+                }
+            };
+            return Ok(Decoded::Endpoints {
+                resp: addr(&e.resp_addr)?,
+                grpc: addr(&e.grpc_addr)?,
+            });
+        }
         Msg::Opinion(o) => {
             let group = group_name(&o.group)?;
             let master = node_addr(&o.master)?;
@@ -378,7 +409,7 @@ impl Decoded {
         match self {
             Decoded::Core(g) => Some(g),
             Decoded::Hello(_) => Some(Gossip::Hello),
-            Decoded::Members(_) => None,
+            Decoded::Members(_) | Decoded::Endpoints { .. } => None,
         }
     }
 }
@@ -476,6 +507,27 @@ fn reason_from_pb(value: i32) -> Result<ElectionReason, ConvertError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_round_trip_and_bad_addresses_are_refused() {
+        let mut nodes = NodeTable::default();
+        let r: SocketAddr = "127.0.0.1:26379".parse().unwrap();
+        let got = decode(endpoints(Some(r), None), &mut nodes).unwrap();
+        assert_eq!(
+            got,
+            Decoded::Endpoints {
+                resp: Some(r),
+                grpc: None
+            }
+        );
+        let bad = pb::Envelope {
+            msg: Some(Msg::Endpoints(pb::Endpoints {
+                resp_addr: "nonsense".into(),
+                grpc_addr: String::new(),
+            })),
+        };
+        assert!(decode(bad, &mut nodes).is_err());
+    }
 
     fn table() -> (NodeTable, NodeId, NodeId) {
         let mut t = NodeTable::default();
