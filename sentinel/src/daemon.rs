@@ -568,7 +568,24 @@ impl Shell {
                 });
             }
             Action::Publish(event) => {
-                let record = events::render(&event, SystemTime::now(), &Lookup(self));
+                let mut record = events::render(&event, SystemTime::now(), &Lookup(self));
+                if let crate::core::Event::Promoted { group, node, .. } = &event {
+                    // Redis names the promoted node as the replica it was, of the old master;
+                    // the snapshot still holds the old master until this batch ends.
+                    let old = self
+                        .snapshot
+                        .borrow()
+                        .groups
+                        .iter()
+                        .find(|g| g.name == group.as_str())
+                        .map(|g| g.master.clone());
+                    if let (Some(a), Some(m)) = (self.nodes.addr(*node), old) {
+                        record.payload = format!(
+                            "slave {a} {} {} @ {group} {} {}",
+                            a.host, a.port, m.host, m.port
+                        );
+                    }
+                }
                 info!(channel = %record.channel, payload = %record.payload, "event");
                 // No subscriber is not an error.
                 let _ = self.events.send(record);

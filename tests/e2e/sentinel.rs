@@ -536,6 +536,16 @@ fn kill_master_and_check(kind: Kind) {
     // Exactly one promotion, by exactly one leader.
     let promoted = c.events.of("+promoted-slave");
     assert_eq!(promoted.len(), 1, "promotions: {promoted:?}\n{}", c.dump());
+    // Redis' payload: the promoted replica, then the master it was a replica of.
+    assert_eq!(
+        promoted[0].1,
+        format!(
+            "slave {new} {} {} @ {GROUP} 127.0.0.1 {}",
+            new.ip(),
+            new.port(),
+            old.port()
+        )
+    );
     // At most one leader per term (a split vote or an abandoned term may elect again later).
     let mut terms: Vec<String> = c
         .events
