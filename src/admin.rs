@@ -11,8 +11,10 @@
 
 mod render;
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -31,7 +33,7 @@ use vigil_proto::control::{
 use render::*;
 
 /// Options of `vigil admin` and its command.
-#[derive(Args, Debug)]
+#[derive(Args, Clone, Debug)]
 pub struct AdminArgs {
     /// gRPC URL of a sentinel; repeatable (or comma-separated): each is tried in turn until one
     /// answers [default: http://127.0.0.1:36379, https:// with --tls-ca].
@@ -62,7 +64,7 @@ pub struct AdminArgs {
     command: AdminCommand,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Clone, Debug, Subcommand)]
 enum AdminCommand {
     /// Every group with its master, epoch, flags and replicas, and the sentinels.
     Status,
@@ -157,7 +159,7 @@ enum AdminCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Clone, Debug, Subcommand)]
 enum SentinelsCommand {
     /// Remove a dead sentinel from the voter set.
     Forget {
@@ -252,6 +254,7 @@ async fn execute(args: AdminArgs) -> Result<Verdict, Failure> {
     let timeout = Duration::from_millis(args.timeout_ms);
     let json = args.json;
     let mut client = connect(&args, timeout).await?;
+    let reconnect = args.clone();
     let text = match args.command {
         AdminCommand::Status => {
             let mut c2 = client.clone();
@@ -318,8 +321,27 @@ async fn execute(args: AdminArgs) -> Result<Verdict, Failure> {
                 color: !json
                     && std::io::stdout().is_terminal()
                     && std::env::var_os("NO_COLOR").is_none(),
+                epochs: Arc::new(std::sync::Mutex::new(HashMap::new())),
             };
-            return watch.run(client, timeout).await;
+            // A lost stream (the sentinel died or restarted) moves to the next sentinel that
+            // answers; master changes resume from the epochs already printed, never older.
+            loop {
+                match watch.run(client, timeout).await {
+                    Err(Failure::StreamEnded) => {}
+                    Err(Failure::Rpc(s)) if retriable(&s) => {}
+                    other => return other,
+                }
+                eprintln!("watch: stream lost; reconnecting");
+                client = loop {
+                    match connect(&reconnect, timeout).await {
+                        Ok(c) => break c,
+                        Err(Failure::Unreachable(_)) => {
+                            tokio::time::sleep(Duration::from_millis(500)).await
+                        }
+                        Err(e) => return Err(e),
+                    }
+                };
+            }
         }
         action => {
             let r = call(timeout, admin_action(&mut client, action)).await?;
@@ -373,6 +395,19 @@ async fn admin_action(
     }
 }
 
+/// Whether a failed watch stream is worth reopening on another sentinel.
+fn retriable(s: &Status) -> bool {
+    matches!(
+        s.code(),
+        tonic::Code::Unavailable
+            | tonic::Code::Unknown
+            | tonic::Code::Cancelled
+            | tonic::Code::Aborted
+            | tonic::Code::ResourceExhausted
+            | tonic::Code::Internal
+    )
+}
+
 /// `watch`: one or two server streams, printed line by line as they arrive.
 struct Watch {
     groups: Vec<String>,
@@ -381,10 +416,27 @@ struct Watch {
     events: bool,
     json: bool,
     color: bool,
+    /// The highest config epoch printed per group, so a reconnect never goes back.
+    epochs: Arc<std::sync::Mutex<HashMap<String, u64>>>,
 }
 
 impl Watch {
-    async fn run(self, mut client: Client, timeout: Duration) -> Result<Verdict, Failure> {
+    /// The `min_epoch` to reconnect with: the lowest of the per-group maxima printed, so no
+    /// group misses its current master and none goes back.
+    fn min_epoch(&self) -> u64 {
+        let seen = self.epochs.lock().map(|e| e.clone()).unwrap_or_default();
+        if self.groups.is_empty() {
+            seen.values().copied().min().unwrap_or(0)
+        } else {
+            self.groups
+                .iter()
+                .map(|g| seen.get(g).copied().unwrap_or(0))
+                .min()
+                .unwrap_or(0)
+        }
+    }
+
+    async fn run(&self, mut client: Client, timeout: Duration) -> Result<Verdict, Failure> {
         // Each stream is read by its own task, which formats lines and sends them here: a
         // bounded queue, so a slow terminal slows the readers instead of growing memory.
         let (tx, mut rx) = mpsc::channel::<Result<String, Failure>>(256);
@@ -419,15 +471,24 @@ impl Watch {
         if self.masters {
             let req = WatchMasterRequest {
                 groups: self.groups.clone(),
-                min_epoch: 0,
+                min_epoch: self.min_epoch(),
             };
             let mut stream = call(timeout, client.watch_master(req)).await?;
             let (tx, json, color) = (tx.clone(), self.json, self.color);
+            let epochs = self.epochs.clone();
             tokio::spawn(async move {
                 loop {
                     let item = match stream.message().await {
                         Ok(Some(ev)) => match ev.kind {
                             Some(master_event::Kind::Changed(m)) => {
+                                // Not older than what was printed for the group.
+                                if let Ok(mut seen) = epochs.lock() {
+                                    let last = seen.entry(m.group.clone()).or_insert(0);
+                                    if m.config_epoch < *last {
+                                        continue;
+                                    }
+                                    *last = m.config_epoch;
+                                }
                                 let at = at_or_now(m.at_unix_ms);
                                 Ok(pick(
                                     json,

@@ -217,3 +217,52 @@ fn vigil_client_writes_through_a_kill_9_failover_without_losing_acknowledged_wri
     );
     assert!(missing.is_empty(), "acknowledged writes lost: {missing:?}");
 }
+
+#[test]
+fn admin_watch_moves_to_another_sentinel_and_prints_the_failover() {
+    use std::io::BufRead;
+    let mut c = Cluster::start(Kind::Vigil, 3, Duration::from_millis(1000));
+    let ca = c.certs.path().join("ca.crt");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("admin")
+        .args(["--sentinel", &format!("https://{}", c.sentinels[0].grpc)])
+        .args(["--sentinel", &format!("https://{}", c.sentinels[1].grpc)])
+        .arg("--tls-ca")
+        .arg(&ca)
+        .args(["watch", "--masters"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("vigil admin watch");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let first = rx.recv_timeout(DEADLINE).expect("the current master");
+    let old = c.nodes[0].addr.to_string();
+    assert!(first.contains(&old) && first.contains("epoch=0"), "{first}");
+    // The sentinel it watches dies, then the master: the failover arrives through another.
+    c.sentinels[0].kill9();
+    c.nodes[0].kill9();
+    let end = Instant::now() + DEADLINE;
+    let changed = loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).expect("a master change");
+        if line.contains("master-changed") {
+            break line;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    eprintln!("watch printed: {first} / {changed}");
+    assert!(!changed.contains(&old), "{changed}");
+    assert!(!changed.contains("epoch=0"), "{changed}");
+}
