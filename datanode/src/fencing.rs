@@ -6,12 +6,20 @@
 //! the sentinel decided to grant it. While fencing is active, a master accepts client writes only
 //! while leases from at least the required majority of sentinels are unexpired.
 //!
+//! A leader about to promote another node revokes the leases (`VIGIL REVOKE`): the table drops
+//! every lease and remembers the node time of the revocation, and from then on refuses any grant
+//! whose start is not later. A grant sent before the revocation carries a clock reading this node
+//! produced before it processed the revocation, so however late it arrives it never counts; only
+//! grants built on a later clock reading do, and the sentinels that voted for the leader send
+//! none until a new config settles the term.
+//!
 //! `LeaseTable` is pure (the caller passes the time), so its rules are unit tested without
 //! sleeping; `Fencing` wraps it with the clock and the flags the command hot path reads.
 //!
-//! Invariants: a lease never gets shorter; the table holds at most `MAX_SENTINELS` entries; a
-//! grant naming another run id (a previous incarnation of this node) stores nothing; nothing
-//! here knows what a sentinel is beyond its number and its grants.
+//! Invariants: a lease never gets shorter, except that a revocation ends them all; no grant
+//! starting at or before the latest revocation is stored; the table holds at most
+//! `MAX_SENTINELS` entries; a grant naming another run id (a previous incarnation of this node)
+//! stores nothing; nothing here knows what a sentinel is beyond its number and its grants.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU8;
@@ -193,6 +201,15 @@ pub enum LeaseError {
     /// `MAX_SENTINELS` other sentinels hold unexpired leases.
     #[error("lease table full: {0} sentinels hold unexpired leases")]
     TableFull(usize),
+    /// The start is not later than the latest `VIGIL REVOKE`: the grant may have been sent
+    /// before the revocation, so it must never count.
+    #[error("invalid start-us {start}: leases were revoked at {revoked_at}")]
+    Revoked {
+        /// The start the grant named.
+        start: u64,
+        /// The node clock when the leases were last revoked.
+        revoked_at: u64,
+    },
 }
 
 /// Leases by sentinel, and the majority the latest grant asked for. Pure: every method takes
@@ -205,6 +222,8 @@ pub struct LeaseTable {
     ends: BTreeMap<SentinelId, NodeTime>,
     /// The majority of the latest accepted grant; `None` before the first.
     majority: Option<NonZeroU8>,
+    /// Node time of the latest revocation; grants starting at or before it are refused.
+    revoked_at: Option<NodeTime>,
 }
 
 impl LeaseTable {
@@ -215,6 +234,7 @@ impl LeaseTable {
             run_id_prefix: prefix.to_ascii_lowercase(),
             ends: BTreeMap::new(),
             majority: None,
+            revoked_at: None,
         }
     }
 
@@ -230,6 +250,14 @@ impl LeaseTable {
                 now: now.0,
             });
         }
+        // A start equal to the revocation may be a reading taken in the same microsecond,
+        // before it: refused too.
+        if let Some(at) = self.revoked_at.filter(|at| g.start <= *at) {
+            return Err(LeaseError::Revoked {
+                start: g.start.0,
+                revoked_at: at.0,
+            });
+        }
         if !self.ends.contains_key(&g.sentinel) && self.ends.len() >= MAX_SENTINELS {
             // Room is made only from leases that can no longer count.
             self.ends.retain(|_, end| now < *end);
@@ -243,6 +271,15 @@ impl LeaseTable {
         *slot = (*slot).max(end);
         self.majority = Some(g.majority);
         Ok(())
+    }
+
+    /// Drops every lease and refuses, from now on, every grant that starts at or before `now`.
+    /// The required majority is kept: the next grants restore the same rule.
+    pub fn revoke(&mut self, now: NodeTime) {
+        self.ends.clear();
+        // The clock never goes back, but a caller passing an older time must not undo a
+        // later revocation.
+        self.revoked_at = Some(self.revoked_at.map_or(now, |at| at.max(now)));
     }
 
     /// Number of sentinels whose lease is unexpired at `now`.
@@ -353,6 +390,20 @@ impl Fencing {
             self.recompute();
         }
         Ok(())
+    }
+
+    /// Revokes every lease (`VIGIL REVOKE`): once this returns, no write is accepted under
+    /// fencing until grants that start after now arrive from a majority. Returns the
+    /// revocation time.
+    pub fn revoke(&self) -> NodeTime {
+        let mut table = self.table();
+        // Read under the lock: a grant checked after this sees the revocation, and one
+        // checked before it is dropped with the rest.
+        let now = self.now();
+        let dropped = table.valid(now);
+        table.revoke(now);
+        info!(revoked_at = now.0, dropped, "write leases revoked");
+        now
     }
 
     /// The `-NOLEASE` refusal, when fencing is active and the lease majority is not held. The
@@ -538,6 +589,64 @@ mod tests {
         );
         assert_eq!(t.valid(NodeTime(1_000)), 0);
         t.grant(NodeTime(1_000), &grant(1, 1_000, 100, 1)).unwrap();
+    }
+
+    #[test]
+    fn revocation_drops_every_lease_and_refuses_older_grants() {
+        let mut t = LeaseTable::new(RUN_ID);
+        t.grant(NodeTime(1_000), &grant(1, 1_000, 100, 2)).unwrap();
+        t.grant(NodeTime(1_000), &grant(2, 1_000, 100, 2)).unwrap();
+        assert!(t.holds_majority(NodeTime(2_000)));
+        t.revoke(NodeTime(2_000));
+        assert_eq!(t.valid(NodeTime(2_000)), 0);
+        assert!(!t.holds_majority(NodeTime(2_000)));
+        // Grants built on clock readings up to the revocation, however late they arrive,
+        // store nothing; the majority they would need is unchanged.
+        for start in [1_500, 2_000] {
+            assert_eq!(
+                t.grant(NodeTime(3_000), &grant(1, start, 100, 2)),
+                Err(LeaseError::Revoked {
+                    start,
+                    revoked_at: 2_000
+                })
+            );
+        }
+        assert_eq!(t.valid(NodeTime(3_000)), 0);
+        assert_eq!(t.majority().map(NonZeroU8::get), Some(2));
+        // Readings taken after the revocation count again.
+        t.grant(NodeTime(3_000), &grant(1, 2_001, 100, 2)).unwrap();
+        t.grant(NodeTime(3_000), &grant(2, 3_000, 100, 2)).unwrap();
+        assert!(t.holds_majority(NodeTime(3_000)));
+        // An older time never moves the revocation back.
+        t.revoke(NodeTime(5_000));
+        t.revoke(NodeTime(4_000));
+        assert!(matches!(
+            t.grant(NodeTime(6_000), &grant(1, 4_500, 100, 2)),
+            Err(LeaseError::Revoked {
+                revoked_at: 5_000,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_revoked_fenced_master_refuses_writes_until_newer_grants() {
+        let on = Fencing::new(WriteFencing::On, RUN_ID, Instant::now());
+        let before = on.now();
+        on.grant(&grant(1, before.0, 60_000, 1)).unwrap();
+        assert!(on.refuse_write().is_none());
+        let at = on.revoke();
+        assert!(at >= before);
+        assert_eq!(on.refuse_write(), Some(Frame::error_static(NOLEASE)));
+        assert!(on.grant(&grant(1, before.0, 60_000, 1)).is_err());
+        assert_eq!(on.refuse_write(), Some(Frame::error_static(NOLEASE)));
+        // A reading taken after the revocation (the clock counts microseconds).
+        std::thread::sleep(Duration::from_millis(2));
+        let later = on.now();
+        assert!(later > at);
+        on.grant(&grant(1, later.0, 60_000, 1)).unwrap();
+        assert!(on.refuse_write().is_none());
+        assert_eq!(on.status().valid, 1);
     }
 
     #[test]

@@ -628,7 +628,8 @@ impl Session {
         repl.refuse_write()
     }
 
-    /// `VIGIL CLOCK | LEASE .. | LEASES | HELP`: the write-fencing interface sentinels use.
+    /// `VIGIL CLOCK | LEASE .. | REVOKE | LEASES | HELP`: the write-fencing interface sentinels
+    /// use.
     fn vigil(&self, args: &[Bytes]) -> Result<Frame, CmdError> {
         let fencing = &self.shared.fencing;
         let sub = &args[1];
@@ -641,6 +642,12 @@ impl Session {
             let lease_err = |e: LeaseError| CmdError::other(format!("ERR {e}"));
             let grant = Grant::parse(&args[2..]).map_err(lease_err)?;
             fencing.grant(&grant).map_err(lease_err)?;
+            return Ok(Frame::ok());
+        }
+        if is(sub, "REVOKE") {
+            // The reply leaves only after the revocation is in the table: a sentinel reading
+            // `+OK` knows no earlier grant can count any more.
+            fencing.revoke();
             return Ok(Frame::ok());
         }
         if is(sub, "LEASES") {
@@ -1916,7 +1923,13 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
     ),
     (
         "vigil",
-        &[("clock", 2), ("lease", 7), ("leases", 2), ("help", 2)],
+        &[
+            ("clock", 2),
+            ("lease", 7),
+            ("revoke", 2),
+            ("leases", 2),
+            ("help", 2),
+        ],
     ),
     (
         "object",
@@ -1939,6 +1952,9 @@ const VIGIL_HELP: &[&str] = &[
     "    Grant a write lease valid from <start-us> (a VIGIL CLOCK reading) for <ttl-ms>.",
     "    Writes on a fenced master need unexpired leases from <majority> sentinels.",
     "    <run-id-prefix> is the first 16 characters of INFO server run_id.",
+    "REVOKE",
+    "    Drop every lease, and refuse from now on every grant whose <start-us> is not",
+    "    later than this node's clock now (a grant sent before the revocation never counts).",
     "LEASES",
     "    Return [sentinel-id, remaining-ms] for each unexpired lease.",
     "HELP",

@@ -1,5 +1,5 @@
-//! Write fencing seen by clients and sentinels: `VIGIL CLOCK`, `VIGIL LEASE`, `-NOLEASE` on a
-//! master without a lease majority, and the `write-fencing` modes.
+//! Write fencing seen by clients and sentinels: `VIGIL CLOCK`, `VIGIL LEASE`, `VIGIL REVOKE`,
+//! `-NOLEASE` on a master without a lease majority, and the `write-fencing` modes.
 //!
 //! Leases last 300 ms; a test that needs one expired sleeps well past that, and one that needs
 //! one valid sends the grants and the write in one pipelined batch, so no assertion races the
@@ -112,6 +112,64 @@ fn fenced_master_refuses_writes_until_a_lease_majority_and_again_after_expiry() 
     assert_eq!(c.cmd(&["GET", "k"]), bulk("v"));
     assert_eq!(info_u64(&mut c, "replication", "vigil_leases_valid"), 0);
     assert_eq!(c.cmd(&["VIGIL", "LEASES"]), Frame::Array(vec![]));
+}
+
+#[test]
+fn revoked_leases_fence_at_once_and_older_grants_never_count_again() {
+    let node = datanode(&[]);
+    let mut c = Conn::new(node.addr);
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "write-fencing", "on"]),
+        Frame::ok()
+    );
+    let prefix = run_id_prefix(&mut c);
+    let before = clock(&mut c);
+    // Long leases, so that only the revocation can end them within the test.
+    let replies = pipeline(
+        &mut c,
+        &[
+            &["VIGIL", "LEASE", "1", &before, "60000", "1", &prefix],
+            &["SET", "k", "v"],
+            &["VIGIL", "REVOKE"],
+            &["SET", "k", "w"],
+            &["VIGIL", "LEASES"],
+        ],
+    );
+    assert_eq!(
+        replies,
+        vec![
+            Frame::ok(),
+            Frame::ok(),
+            Frame::ok(),
+            err(NOLEASE),
+            Frame::Array(vec![])
+        ]
+    );
+    // A grant built on a reading taken before the revocation, arriving after it, is refused.
+    match c.cmd(&["VIGIL", "LEASE", "1", &before, "60000", "1", &prefix]) {
+        Frame::Error(e) => assert!(
+            String::from_utf8_lossy(&e).contains("revoked"),
+            "{}",
+            String::from_utf8_lossy(&e)
+        ),
+        other => panic!("a pre-revocation grant got {other:?}"),
+    }
+    assert_eq!(c.cmd(&["SET", "k", "w"]), err(NOLEASE));
+    assert_eq!(c.cmd(&["GET", "k"]), bulk("v"));
+    // A fresh reading makes a lease that counts again.
+    let after = clock(&mut c);
+    let replies = pipeline(
+        &mut c,
+        &[
+            &["VIGIL", "LEASE", "1", &after, "60000", "1", &prefix],
+            &["SET", "k", "w"],
+        ],
+    );
+    assert_eq!(replies, vec![Frame::ok(), Frame::ok()]);
+    assert_eq!(
+        c.cmd(&["VIGIL", "REVOKE", "extra"]),
+        err("ERR wrong number of arguments for 'vigil|revoke' command")
+    );
 }
 
 #[test]
