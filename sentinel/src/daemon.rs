@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -162,6 +162,8 @@ pub struct GroupSnapshot {
 /// One data node as this sentinel last saw it.
 #[derive(Clone, Debug)]
 pub struct NodeSnapshot {
+    /// The core's name for it.
+    pub id: NodeId,
     /// Its address.
     pub addr: NodeAddr,
     /// This sentinel sees it subjectively down.
@@ -265,6 +267,10 @@ struct Shell {
     client_addrs: (Option<SocketAddr>, Option<SocketAddr>),
     /// Where each peer serves clients, as it announced.
     peer_endpoints: BTreeMap<u32, (Option<SocketAddr>, Option<SocketAddr>)>,
+    /// Per node, the end of the latest `CLIENT PAUSE` call not yet followed by a revocation:
+    /// `VIGIL REVOKE` waits for it, so that writers block on the pause rather than see
+    /// `-NOLEASE`. At most one entry per node (a newer pause replaces it).
+    pausing: HashMap<NodeId, oneshot::Receiver<()>>,
 }
 
 fn now() -> Instant {
@@ -464,6 +470,7 @@ pub async fn run(
             (resp.map(ip), grpc.map(ip))
         },
         peer_endpoints: BTreeMap::new(),
+        pausing: HashMap::new(),
     };
     shell.refresh();
     on_ready(&Endpoints {
@@ -558,10 +565,18 @@ impl Shell {
                 });
             }
             Action::PauseWrites { node, timeout } => {
+                let (done, paused) = oneshot::channel();
+                self.pausing.insert(node, paused);
                 self.call(node, "pause", move |b| {
-                    Box::pin(async move { b.pause_writes(timeout).await })
+                    Box::pin(async move {
+                        let r = b.pause_writes(timeout).await;
+                        // Sent whatever the outcome: the revocation must not wait for ever.
+                        let _ = done.send(());
+                        r
+                    })
                 });
             }
+            Action::RevokeLeases { node, term } => self.revoke_leases(node, term),
             Action::UnpauseWrites { node } => {
                 self.call(node, "unpause", |b| {
                     Box::pin(async move { b.unpause_writes().await })
@@ -689,6 +704,33 @@ impl Shell {
                     let _ = tx.try_send(ShellInput::Report { node, seq, report });
                 }
                 Err(e) => debug!(%node, error = %e, "INFO failed"),
+            }
+        });
+    }
+
+    /// `VIGIL REVOKE` on `node` in its own task, after the pause sent before it if any (that
+    /// call is bounded by the backend timeout); `+OK` is reported as `LeasesRevoked`.
+    fn revoke_leases(&mut self, node: NodeId, term: crate::core::Term) {
+        let paused = self.pausing.remove(&node);
+        let Some(h) = self.handle(node) else {
+            return;
+        };
+        let tx = self.inputs.clone();
+        tokio::spawn(async move {
+            if let Some(paused) = paused {
+                // An error means the pause task ended without a word: go on.
+                let _ = paused.await;
+            }
+            match h.backend.revoke_leases().await {
+                Ok(()) => {
+                    debug!(%node, %term, "leases revoked");
+                    // A full queue loses the fact: the lease wait then runs out by itself.
+                    let _ = tx.try_send(ShellInput::Core(Input::LeasesRevoked { node, term }));
+                }
+                Err(BackendError::Unsupported) => {
+                    debug!(%node, "no lease revocation on this node; waiting for expiry")
+                }
+                Err(e) => warn!(%node, error = %e, "lease revocation failed; waiting for expiry"),
             }
         });
     }
@@ -948,6 +990,7 @@ impl Shell {
             None => (None, None),
         };
         Some(NodeSnapshot {
+            id: node,
             addr: self.nodes.addr(node)?.clone(),
             down: self.core.node_down(node),
             report,

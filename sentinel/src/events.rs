@@ -172,6 +172,7 @@ pub fn render(event: &Event, at: SystemTime, nodes: &dyn NodeLookup) -> EventRec
                 AbortReason::NewerTerm => "-failover-abort-newer-term",
                 AbortReason::SwitchoverTimeout => "-failover-abort-switchover-timeout",
                 AbortReason::Maintenance => "-failover-abort-maintenance",
+                AbortReason::TargetNotEligible => "-failover-abort-target-not-eligible",
             };
             (
                 channel,

@@ -22,6 +22,7 @@ use crate::api::filter::Pattern;
 use crate::core::{GroupName, Input};
 use crate::daemon::{GroupSnapshot, Ports, ShellInput, Snapshot};
 use crate::events::EventRecord;
+use crate::nodes::NodeAddr;
 
 /// Connections served at once; more are refused.
 const MAX_CONNECTIONS: usize = 1024;
@@ -454,10 +455,34 @@ impl Conn {
                 }
                 Some(g) => {
                     // SWITCHOVER is Vigil's: a planned, zero-loss failover (writes paused
-                    // while the chosen replica catches up).
+                    // while the chosen replica catches up). `SWITCHOVER <group> [host:port |
+                    // host port]` names the replica to promote.
+                    let named = match (arg(3), arg(4)) {
+                        (Some(host), Some(port)) => Some(format!("{host}:{port}")),
+                        (one, None) => one,
+                        (None, Some(_)) => None,
+                    };
+                    let target = match named.filter(|_| sub == "switchover") {
+                        None => None,
+                        Some(named) => {
+                            let parsed = named.trim().parse::<NodeAddr>().ok();
+                            let found = g.replicas.iter().find(|r| {
+                                parsed.as_ref() == Some(&r.addr) || r.addr.to_string() == named
+                            });
+                            let Some(r) = found else {
+                                let shown: String = named.chars().take(64).collect();
+                                self.reply(Frame::error(format!(
+                                    "ERR {shown} is not a replica of {}",
+                                    g.name
+                                )));
+                                return;
+                            };
+                            Some(r.id)
+                        }
+                    };
                     let group = GroupName::new(&g.name);
                     let input = if sub == "switchover" {
-                        Input::SwitchoverRequested { group }
+                        Input::SwitchoverRequested { group, target }
                     } else {
                         Input::FailoverRequested { group }
                     };

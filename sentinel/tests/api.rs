@@ -104,6 +104,7 @@ fn report(text: &str) -> NodeReport {
 
 fn master_node() -> NodeSnapshot {
     NodeSnapshot {
+        id: NodeId(0),
         addr: NodeAddr::new("127.0.0.1", 7000),
         down: false,
         report: Some(report(&format!(
@@ -115,6 +116,7 @@ fn master_node() -> NodeSnapshot {
 
 fn replica_node(port: u16, offset: u64, link: &str, extra: &str) -> NodeSnapshot {
     NodeSnapshot {
+        id: NodeId(u32::from(port)),
         addr: NodeAddr::new("127.0.0.1", port),
         down: link == "down",
         report: Some(report(&format!(
@@ -451,7 +453,7 @@ async fn admin_calls_queue_inputs_for_the_loop() {
     .unwrap();
     assert!(matches!(
         next_input(&mut h).await,
-        Input::SwitchoverRequested { group } if group.as_str() == "g"
+        Input::SwitchoverRequested { group, target: None } if group.as_str() == "g"
     ));
     let e = c
         .switchover(pb::SwitchoverRequest {
@@ -466,15 +468,20 @@ async fn admin_calls_queue_inputs_for_the_loop() {
         "{}",
         e.message()
     );
-    // A real replica, but the core picks among two itself.
-    let e = c
-        .switchover(pb::SwitchoverRequest {
-            group: "g".into(),
-            target: "127.0.0.1:7002".into(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(e.code(), Code::Unimplemented);
+    // A real replica, one of two: the core is told to promote it.
+    c.switchover(pb::SwitchoverRequest {
+        group: "g".into(),
+        target: "127.0.0.1:7002".into(),
+    })
+    .await
+    .unwrap();
+    assert!(matches!(
+        next_input(&mut h).await,
+        Input::SwitchoverRequested {
+            target: Some(NodeId(7002)),
+            ..
+        }
+    ));
 
     c.pause(pb::PauseRequest { group: "g".into() })
         .await
@@ -524,7 +531,7 @@ async fn admin_calls_queue_inputs_for_the_loop() {
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
 
-    // With only one replica, naming it is the same as letting the core choose.
+    // With only one replica, naming it works the same.
     h.update(|g| {
         g.replicas.truncate(1);
     });
@@ -536,7 +543,10 @@ async fn admin_calls_queue_inputs_for_the_loop() {
     .unwrap();
     assert!(matches!(
         next_input(&mut h).await,
-        Input::SwitchoverRequested { .. }
+        Input::SwitchoverRequested {
+            target: Some(NodeId(7001)),
+            ..
+        }
     ));
 
     h.update(|g| g.failing_over = true);

@@ -134,31 +134,28 @@ impl pb::SentinelControl for Control {
         let req = request.get_ref();
         let g = group(&snap, &req.group)?;
         not_failing_over(g)?;
+        let mut target = None;
         if !req.target.is_empty() {
-            let target = req.target.trim();
-            let parsed = target.parse::<NodeAddr>().ok();
-            let is_replica = g
+            let named = req.target.trim();
+            let parsed = named.parse::<NodeAddr>().ok();
+            let replica = g
                 .replicas
                 .iter()
-                .any(|r| parsed.as_ref() == Some(&r.addr) || r.addr.to_string() == target);
-            if !is_replica {
+                .find(|r| parsed.as_ref() == Some(&r.addr) || r.addr.to_string() == named);
+            let Some(replica) = replica else {
                 return Err(Status::invalid_argument(format!(
                     "target: {} is not a replica of {}",
-                    shorten(target),
+                    shorten(named),
                     g.name
                 )));
-            }
-            // The core promotes the best replica itself; a target is honoured only when it
-            // can be nothing else.
-            if g.replicas.len() != 1 {
-                return Err(Status::unimplemented(
-                    "choosing the switchover target is not supported yet; omit target to let \
-                     the sentinels pick the best replica",
-                ));
-            }
+            };
+            // The leader promotes only this replica; if it is not eligible (down, priority
+            // 0, behind), the switchover aborts at its deadline.
+            target = Some(replica.id);
         }
         self.submit(Input::SwitchoverRequested {
             group: GroupName::new(&g.name),
+            target,
         })?;
         info!(group = %g.name, "switchover requested through the control API");
         Ok(admin(format!(

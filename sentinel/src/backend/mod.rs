@@ -65,6 +65,9 @@ pub trait Backend: Send + Sync + 'static {
     fn config_set(&self, params: &[(&str, String)]) -> BoxFut<'_, Result<(), BackendError>>;
     /// `VIGIL LEASE ...`; `Err(BackendError::Unsupported)` when the node has no lease capability.
     fn grant_lease(&self, lease: &LeaseGrant) -> BoxFut<'_, Result<(), BackendError>>;
+    /// `VIGIL REVOKE`: `Ok` once the node dropped every lease and refuses older grants;
+    /// `Err(BackendError::Unsupported)` when the node has no lease capability (Redis, Valkey).
+    fn revoke_leases(&self) -> BoxFut<'_, Result<(), BackendError>>;
     /// `PUBLISH channel payload` (for the `__sentinel__:hello` discovery channel).
     fn publish(&self, channel: &str, payload: &str) -> BoxFut<'_, Result<(), BackendError>>;
     /// Whether the node supports leases, as learned from the last probe or INFO; `None` until

@@ -4,7 +4,7 @@
 //! Connections. Three lazily opened, persistent connections, each behind its own tokio `Mutex`:
 //! - `probe`: `PING` (+ `VIGIL CLOCK`) only, so that a slow `INFO`, a big reply or a command
 //!   queued behind another never delays a liveness probe, whose lateness would read as SDOWN;
-//! - `control`: `INFO`, `REPLICAOF`, `CLIENT PAUSE`/`UNPAUSE`, `VIGIL LEASE`;
+//! - `control`: `INFO`, `REPLICAOF`, `CLIENT PAUSE`/`UNPAUSE`, `VIGIL LEASE`/`REVOKE`;
 //! - `publish`: `PUBLISH` only, because a server blocks `PUBLISH` during `CLIENT PAUSE WRITE`,
 //!   and a hello queued on `control` would then hold up the `CLIENT UNPAUSE` behind it.
 //!
@@ -221,6 +221,19 @@ impl RespBackend {
         }
     }
 
+    async fn revoke_leases_impl(&self) -> Result<(), BackendError> {
+        if self.lease.load(Ordering::Relaxed) == LEASE_NO {
+            return Err(BackendError::Unsupported);
+        }
+        let cmd = vec!["VIGIL".to_owned(), "REVOKE".to_owned()];
+        match self.simple("VIGIL REVOKE", cmd).await {
+            Err(BackendError::Refused(e)) if is_unknown_command(e.as_bytes()) => {
+                Err(BackendError::Unsupported)
+            }
+            other => other,
+        }
+    }
+
     async fn publish_impl(&self, channel: &str, payload: &str) -> Result<(), BackendError> {
         let cmd = vec!["PUBLISH".to_owned(), channel.to_owned(), payload.to_owned()];
         self.call(
@@ -290,6 +303,10 @@ impl Backend for RespBackend {
     fn grant_lease(&self, lease: &LeaseGrant) -> BoxFut<'_, Result<(), BackendError>> {
         let lease = lease.clone();
         Box::pin(async move { self.grant_lease_impl(&lease).await })
+    }
+
+    fn revoke_leases(&self) -> BoxFut<'_, Result<(), BackendError>> {
+        Box::pin(self.revoke_leases_impl())
     }
 
     fn publish(&self, channel: &str, payload: &str) -> BoxFut<'_, Result<(), BackendError>> {

@@ -65,6 +65,15 @@ pub enum Action {
         /// The pause ends by itself after this long, so a lost unpause cannot stall writes.
         timeout: Duration,
     },
+    /// `VIGIL REVOKE` on the master of a planned failover of `term`, after the `PauseWrites`
+    /// emitted before it if any; answer with `LeasesRevoked` echoing `term` once the node
+    /// replied `+OK` (no answer on failure, or from a node without leases).
+    RevokeLeases {
+        /// The master.
+        node: NodeId,
+        /// The leader's term, echoed in the answer.
+        term: Term,
+    },
     /// `CLIENT UNPAUSE`.
     UnpauseWrites {
         /// The node.
@@ -163,6 +172,9 @@ pub enum AbortReason {
     SwitchoverTimeout,
     /// The group was put into maintenance.
     Maintenance,
+    /// The replica an operator chose for a switchover was never eligible (down, priority 0,
+    /// unproven or behind the master).
+    TargetNotEligible,
 }
 
 /// Something subscribers care about; one per failover step.

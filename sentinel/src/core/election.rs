@@ -16,7 +16,7 @@ use super::Sentinel;
 use super::action::{AbortReason, Action, ElectionReason, Event};
 use super::input::Gossip;
 use super::timers::Timer;
-use super::types::{ConfigEpoch, GroupName, ReplId, ReplOffset, SentinelId, Term};
+use super::types::{ConfigEpoch, GroupName, NodeId, ReplId, ReplOffset, SentinelId, Term};
 
 /// The candidate side of one group's election.
 #[derive(Debug)]
@@ -70,13 +70,16 @@ impl Sentinel {
         self.timers.set(Timer::Election(group.clone()), at);
     }
 
+    /// An operator's failover or switchover; `target` (switchover only) is the replica to
+    /// promote, ignored unless it is a known replica of the group.
     pub(super) fn handle_admin_failover(
         &mut self,
         now: Instant,
         group: &GroupName,
         reason: ElectionReason,
+        target: Option<NodeId>,
     ) {
-        let Some(g) = self.groups.get(group) else {
+        let Some(g) = self.groups.get_mut(group) else {
             debug!(%group, "failover of an unknown group ignored");
             return;
         };
@@ -84,6 +87,14 @@ impl Sentinel {
             debug!(%group, "failover already under way");
             return;
         }
+        if let Some(t) = target {
+            if t == g.durable.master || !g.durable.replicas.contains(&t) {
+                debug!(%group, node = %t, "switchover target is not a replica; ignored");
+                return;
+            }
+        }
+        // Kept on the group, not in the election: a split vote retries the same switchover.
+        g.switchover_target = target;
         self.become_candidate(now, group, reason);
     }
 

@@ -1,7 +1,8 @@
 //! The leader's failover: lease wait, replica selection, promotion, reconfiguration.
 //!
 //! Owns `Failover` and its steps. Invariants: nothing is promoted before every write lease the
-//! leader's voters granted has expired; the new config epoch equals the leader's term, so there
+//! leader's voters granted has expired, or the master confirmed it revoked every lease it held
+//! after this leader won (`handle_leases_revoked`); the new config epoch equals the leader's term, so there
 //! is at most one promotion per (group, epoch); a failover aborts only before promotion; each
 //! step has a deadline of `failover_timeout`; with `sync_replicas = N` the promoted replica has
 //! the highest offset among fresh reads from at least `R - N + 1` of the `R` replicas, or the
@@ -12,7 +13,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::Sentinel;
 use super::action::{AbortReason, Action, ElectionReason, Event};
@@ -37,6 +38,8 @@ pub(super) struct Failover {
     /// before they preempt it; otherwise leaders that cannot prove a replica holds every
     /// acknowledged write would replace each other for ever, none reaching its own deadline.
     give_up_at: Instant,
+    /// The replica an operator chose for this switchover: the only one that may be promoted.
+    target: Option<NodeId>,
 }
 
 #[derive(Debug)]
@@ -92,6 +95,9 @@ impl Sentinel {
             return;
         };
         let master = g.durable.master;
+        let target = g
+            .switchover_target
+            .filter(|_| reason == ElectionReason::Switchover);
         let candidacy = g.fenced_since.unwrap_or(now).min(now);
         let patience = timeout
             .mul_f64((1.0 - 2.0 * self.cfg.clock_rate_bound).max(0.0))
@@ -102,6 +108,7 @@ impl Sentinel {
             step: Step::WaitLeases { until: now + wait },
             deadline: now + wait + timeout,
             give_up_at: candidacy + patience,
+            target,
         });
         if reason == ElectionReason::Switchover {
             // Writes stop now; the pause ends by itself if this sentinel dies.
@@ -110,7 +117,54 @@ impl Sentinel {
                 timeout,
             });
         }
+        if matches!(reason, ElectionReason::Switchover | ElectionReason::Manual) {
+            // The master is alive: ask it to drop its leases rather than wait for them to
+            // expire. Emitted after the pause, so that clients block rather than see
+            // `-NOLEASE`.
+            self.emit(Action::RevokeLeases { node: master, term });
+        }
         self.timers.set(Timer::Failover(group.clone()), now + wait);
+    }
+
+    /// The master of a planned failover answered `+OK` to `VIGIL REVOKE` sent by the leader of
+    /// `term`: the lease wait of that failover ends at once.
+    ///
+    /// Safety. This leader won `term` with votes from a majority of the voters, and a voter
+    /// grants no lease in the group from its vote until a config or an abandonment settles
+    /// the term. Every grant a voter sent before its vote starts at a reading of the node's
+    /// clock that the node produced before the voter sent it, so before the vote, before this
+    /// leader sent the revocation and before the node processed it; the node refuses every
+    /// grant that starts at or before its revocation, however late it arrives. The voters
+    /// that did not vote for us are a minority and cannot make a lease majority on their own.
+    /// So from the `+OK` on, the master accepts no write under fencing until a new config
+    /// lifts the fence, exactly as if every lease had expired. The term is echoed so that the
+    /// answer to an earlier failover's revocation, after which voters may have granted new
+    /// leases again, never ends this wait. A node that restarted since (another run id)
+    /// counts no lease of its previous run. A Redis master fails the command: the wait runs
+    /// out as before.
+    pub(super) fn handle_leases_revoked(&mut self, now: Instant, node: NodeId, term: Term) {
+        let group = self.groups.iter().find_map(|(name, g)| {
+            let f = g.failover.as_ref()?;
+            let planned = matches!(
+                f.reason,
+                ElectionReason::Switchover | ElectionReason::Manual
+            );
+            let waiting = matches!(f.step, Step::WaitLeases { .. });
+            (g.durable.master == node && f.term == term && planned && waiting).then(|| name.clone())
+        });
+        let Some(group) = group else {
+            debug!(%node, %term, "lease revocation answers no waiting failover");
+            return;
+        };
+        info!(%group, %node, %term, "master revoked its leases; lease wait over");
+        if let Some(f) = self
+            .groups
+            .get_mut(&group)
+            .and_then(|g| g.failover.as_mut())
+        {
+            f.step = Step::WaitLeases { until: now };
+        }
+        self.on_failover_timer(now, &group);
     }
 
     pub(super) fn on_failover_timer(&mut self, now: Instant, group: &GroupName) {
@@ -137,8 +191,11 @@ impl Sentinel {
             }
             Step::Select { .. } => {
                 if now >= f.deadline {
+                    let targeted = f.target.is_some();
                     let reason = if self.groups[group].cfg.sync_replicas > 0 {
                         AbortReason::NoFreshOffsets
+                    } else if targeted {
+                        AbortReason::TargetNotEligible
                     } else {
                         AbortReason::NoGoodReplica
                     };
@@ -256,12 +313,13 @@ impl Sentinel {
         let Some(Failover {
             reason,
             step: Step::Select { fresh },
+            target,
             ..
         }) = &g.failover
         else {
             return false;
         };
-        let (reason, fresh) = (*reason, *fresh);
+        let (reason, fresh, target) = (*reason, *fresh, *target);
         let master = g.durable.master;
         let master_info = self
             .nodes
@@ -416,6 +474,11 @@ impl Sentinel {
                 })
             };
             eligible.retain(|(n, i, c)| *c == best && !longer(n, i));
+        }
+        if let Some(t) = target {
+            // The operator's choice, or nothing: a target that is not eligible (yet) keeps
+            // the switchover waiting until it is, or until the step's deadline.
+            eligible.retain(|(n, _, _)| *n == t);
         }
         let preferred = g.cfg.preferred_dc.clone();
         eligible.sort_by_key(|(_, i, c)| {

@@ -56,6 +56,15 @@ pub enum Input {
     SwitchoverRequested {
         /// The group.
         group: GroupName,
+        /// The replica to promote; `None` lets the leader pick the best one.
+        target: Option<NodeId>,
+    },
+    /// A master answered `+OK` to the `Action::RevokeLeases` of `term`.
+    LeasesRevoked {
+        /// The master.
+        node: NodeId,
+        /// The term of the action answered.
+        term: Term,
     },
     /// An operator paused automatic failover of `group` (maintenance mode).
     MaintenanceRequested {

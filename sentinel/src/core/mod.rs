@@ -122,6 +122,9 @@ struct Group {
     /// where its data came from, but an edge read before the second restart still does.
     /// Bounded by `MAX_EDGES`.
     edges: BTreeSet<(ReplId, ReplId, ReplOffset)>,
+    /// The replica an operator chose for the latest switchover request; the switchover's
+    /// failover promotes only it.
+    switchover_target: Option<NodeId>,
 }
 
 /// The most history edges kept per group; a group sees a few per failover or restart.
@@ -184,11 +187,12 @@ impl Sentinel {
             Input::GossipReceived { from, msg } => self.handle_gossip(now, from, msg),
             Input::Persisted { version } => self.handle_persisted(version),
             Input::FailoverRequested { group } => {
-                self.handle_admin_failover(now, &group, ElectionReason::Manual)
+                self.handle_admin_failover(now, &group, ElectionReason::Manual, None)
             }
-            Input::SwitchoverRequested { group } => {
-                self.handle_admin_failover(now, &group, ElectionReason::Switchover)
+            Input::SwitchoverRequested { group, target } => {
+                self.handle_admin_failover(now, &group, ElectionReason::Switchover, target)
             }
+            Input::LeasesRevoked { node, term } => self.handle_leases_revoked(now, node, term),
             Input::MaintenanceRequested { group, paused } => {
                 self.handle_maintenance(now, &group, paused)
             }
@@ -338,6 +342,7 @@ impl Sentinel {
                     convergence_check: None,
                     last_opinion_push: None,
                     edges: BTreeSet::new(),
+                    switchover_target: None,
                 },
             );
             for node in members {

@@ -682,3 +682,217 @@ fn a_demoted_master_is_intact_only_on_its_own_history_with_its_link_down() {
     };
     assert_eq!(intact(&master), None);
 }
+
+const R2: NodeId = NodeId(2);
+
+/// A leader of term 1 of a switchover of M (replicas R and R2) towards `target`, whose voter
+/// S2 granted leases that last `lease_wait`; the actions up to the election are drained.
+fn switchover_leader(target: Option<NodeId>, lease_wait: Duration) -> (Sentinel, Instant) {
+    let mut c = cfg();
+    c.groups[0].replicas = vec![R, R2];
+    let t0 = crate::testutil::t0();
+    let mut s = Sentinel::new(S1, c, 7, t0);
+    let all: Vec<Action> = std::iter::from_fn(|| s.poll_action()).collect();
+    assert!(matches!(all.as_slice(), [Action::Persist(_)]), "{all:?}");
+    s.handle(
+        t0,
+        Input::Persisted {
+            version: PersistVersion(1),
+        },
+    );
+    decisions(&mut s);
+    s.handle(
+        t0,
+        Input::SwitchoverRequested {
+            group: group(),
+            target,
+        },
+    );
+    let persisted = decisions(&mut s)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Persist(d) => Some(d.version),
+            _ => None,
+        })
+        .expect("the candidacy is persisted");
+    s.handle(t0, Input::Persisted { version: persisted });
+    decisions(&mut s);
+    s.handle(
+        t0,
+        Input::GossipReceived {
+            from: S2,
+            msg: Gossip::Vote {
+                group: group(),
+                term: Term(1),
+                granted: true,
+                lease_wait,
+                lineage: Vec::new(),
+                edges: Vec::new(),
+            },
+        },
+    );
+    (s, t0)
+}
+
+/// INFO of a member of the switchover group: one history (7), offset 100.
+fn member_info(role: NodeRole, priority: u32) -> NodeInfo {
+    NodeInfo {
+        run_id: RunId(40 + u64::from(priority)),
+        role,
+        replid: ReplId(7),
+        replid2: ReplId::default(),
+        replid2_until: ReplOffset(0),
+        offset: ReplOffset(100),
+        priority: Priority(priority),
+        dc: None,
+        empty: false,
+    }
+}
+
+/// Answers every INFO request of the group's members (R2 with `r2_priority`) and confirms
+/// every persist, until the sentinel asks nothing more; returns the other actions.
+fn answer_infos(s: &mut Sentinel, t: Instant, r2_priority: u32) -> Vec<Action> {
+    let mut other = Vec::new();
+    // Bounded: each round answers what the previous one asked.
+    for _ in 0..10 {
+        let pending: Vec<Action> = std::iter::from_fn(|| s.poll_action()).collect();
+        if pending.is_empty() {
+            break;
+        }
+        for a in pending {
+            match a {
+                Action::Info { node, seq } => {
+                    let replica = NodeRole::Replica {
+                        master: M,
+                        link_up: true,
+                    };
+                    let info = match node {
+                        M => member_info(
+                            NodeRole::Master {
+                                replicas: vec![R, R2],
+                            },
+                            100,
+                        ),
+                        // R ranks first (lower priority); R2 is the operator's choice.
+                        R => member_info(replica, 10),
+                        _ => member_info(replica, r2_priority),
+                    };
+                    s.handle(t, Input::InfoReceived { node, seq, info });
+                }
+                Action::Persist(d) => {
+                    s.handle(t, Input::Persisted { version: d.version });
+                }
+                Action::Probe { .. } => {}
+                a => other.push(a),
+            }
+        }
+    }
+    other
+}
+
+#[test]
+fn a_switchover_revokes_the_masters_leases_after_pausing_it_and_skips_the_lease_wait() {
+    let (mut s, t0) = switchover_leader(None, Duration::from_millis(800));
+    let actions = decisions(&mut s);
+    let timeout = cfg().groups[0].failover_timeout;
+    let pause = actions
+        .iter()
+        .position(|a| *a == Action::PauseWrites { node: M, timeout });
+    let revoke = actions.iter().position(|a| {
+        *a == Action::RevokeLeases {
+            node: M,
+            term: Term(1),
+        }
+    });
+    assert!(
+        matches!((pause, revoke), (Some(p), Some(r)) if p < r),
+        "{actions:?}"
+    );
+    // Still waiting for the leases: nothing selected yet.
+    let t = t0 + Duration::from_millis(5);
+    assert!(
+        !answer_infos(&mut s, t, 50)
+            .iter()
+            .any(|a| matches!(a, Action::Promote { .. }))
+    );
+    // The answer to another term's revocation, or from another node, changes nothing.
+    s.handle(
+        t,
+        Input::LeasesRevoked {
+            node: M,
+            term: Term(0),
+        },
+    );
+    s.handle(
+        t,
+        Input::LeasesRevoked {
+            node: R,
+            term: Term(1),
+        },
+    );
+    assert!(
+        !std::iter::from_fn(|| s.poll_action()).any(|a| matches!(a, Action::Info { .. })),
+        "no selection started"
+    );
+    // The master's `+OK`: selection starts at once, long before the leases would expire.
+    s.handle(
+        t,
+        Input::LeasesRevoked {
+            node: M,
+            term: Term(1),
+        },
+    );
+    let actions = answer_infos(&mut s, t, 50);
+    assert!(
+        actions.contains(&Action::Promote { node: R }),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn a_switchover_target_is_promoted_over_the_best_ranked_replica() {
+    let (mut s, t0) = switchover_leader(Some(R2), Duration::ZERO);
+    decisions(&mut s);
+    s.handle_timeout(t0);
+    let actions = answer_infos(&mut s, t0, 50);
+    assert!(
+        actions.contains(&Action::Promote { node: R2 }),
+        "{actions:?}"
+    );
+    assert!(
+        !actions.contains(&Action::Promote { node: R }),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn a_switchover_whose_target_is_not_eligible_aborts_at_its_deadline() {
+    let (mut s, t0) = switchover_leader(Some(R2), Duration::ZERO);
+    decisions(&mut s);
+    s.handle_timeout(t0);
+    // R2 has priority 0 this time: never promoted, not even in favour of R.
+    let mut actions = answer_infos(&mut s, t0, 0);
+    let end = t0 + cfg().groups[0].failover_timeout;
+    let mut t = t0;
+    while t < end {
+        t = s
+            .poll_timeout()
+            .expect("the failover step has a deadline")
+            .max(t);
+        s.handle_timeout(t);
+        actions.extend(answer_infos(&mut s, t, 0));
+    }
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Promote { .. })),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&Action::Publish(Event::FailoverAborted {
+            group: group(),
+            term: Term(1),
+            reason: AbortReason::TargetNotEligible,
+        })),
+        "{actions:?}"
+    );
+    assert!(actions.contains(&Action::UnpauseWrites { node: M }));
+}

@@ -23,7 +23,7 @@ use rand::{Rng, SeedableRng};
 use crate::core::{
     AbortReason, Action, ConfigEpoch, CoreConfig, DurableState, Event, Gossip, GroupConfig,
     GroupName, InfoSeq, Input, Lease, NodeId, NodeInfo, ProbeReply, ProbeStatus, Quorum, Sentinel,
-    SentinelId,
+    SentinelId, Term,
 };
 use check::Checker;
 use node::{DataNode, Role};
@@ -59,6 +59,17 @@ pub enum Msg {
     Reconfigure(NodeId),
     Pause(Duration),
     Unpause,
+    /// `VIGIL REVOKE`; the node answers `Revoked` echoing `term`.
+    Revoke {
+        from: usize,
+        inc: u64,
+        term: Term,
+    },
+    Revoked {
+        inc: u64,
+        node: NodeId,
+        term: Term,
+    },
     ProbeReply {
         inc: u64,
         node: NodeId,
@@ -130,6 +141,9 @@ pub struct Options {
     pub writes: bool,
     /// Collect every published event with its time (figures).
     pub record: bool,
+    /// A deliberate data-node bug: `VIGIL REVOKE` drops the leases but still accepts a late
+    /// grant that started before it.
+    pub revoke_keeps_older_grants: bool,
     pub core: CoreConfig,
 }
 
@@ -209,6 +223,7 @@ impl Options {
             down_after: Duration::from_millis(600),
             writes: true,
             record: false,
+            revoke_keeps_older_grants: false,
             core,
         }
     }
@@ -608,6 +623,14 @@ impl Sim {
             Action::PauseWrites { node, timeout } => {
                 self.send(from, Endpoint::N(node.0 as usize), Msg::Pause(timeout))
             }
+            Action::RevokeLeases { node, term } => {
+                let inc = self.sentinels[i].incarnation;
+                self.send(
+                    from,
+                    Endpoint::N(node.0 as usize),
+                    Msg::Revoke { from: i, inc, term },
+                )
+            }
             Action::UnpauseWrites { node } => {
                 self.send(from, Endpoint::N(node.0 as usize), Msg::Unpause)
             }
@@ -741,6 +764,9 @@ impl Sim {
                 seq,
                 info,
             } if inc == self.sentinels[i].incarnation => Input::InfoReceived { node, seq, info },
+            Msg::Revoked { inc, node, term } if inc == self.sentinels[i].incarnation => {
+                Input::LeasesRevoked { node, term }
+            }
             _ => return,
         };
         self.feed(i, input);
@@ -802,7 +828,24 @@ impl Sim {
                 self.nodes[n].pause_until = Some(until);
             }
             Msg::Unpause => self.nodes[n].pause_until = None,
-            Msg::Gossip { .. } | Msg::ProbeReply { .. } | Msg::InfoReply { .. } => {}
+            Msg::Revoke { from, inc, term } => {
+                note!(self, "{id} revoked its leases (term {term})");
+                let keep_older = self.opts.revoke_keeps_older_grants;
+                self.nodes[n].revoke(now, keep_older);
+                self.send(
+                    Endpoint::N(n),
+                    Endpoint::S(from),
+                    Msg::Revoked {
+                        inc,
+                        node: id,
+                        term,
+                    },
+                );
+            }
+            Msg::Gossip { .. }
+            | Msg::ProbeReply { .. }
+            | Msg::InfoReply { .. }
+            | Msg::Revoked { .. } => {}
         }
     }
 

@@ -3,7 +3,9 @@
 //! Owns `DataNode`. Its log is a list of globally unique write ids, so that "replica log is a
 //! prefix of the master's log" is checked by comparing the last entry (a write id is created once,
 //! on top of one history). Invariant: a master accepts a write only while it holds valid leases
-//! from a majority of sentinels on its own clock, and is not paused by `CLIENT PAUSE WRITE`.
+//! from a majority of sentinels on its own clock, and is not paused by `CLIENT PAUSE WRITE`; after
+//! `VIGIL REVOKE` it holds none, and counts no grant whose start is not later than the revocation,
+//! as `datanode::fencing` does.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -56,6 +58,9 @@ pub struct DataNode {
     /// Lease expiry per sentinel, on this node's clock.
     pub leases: BTreeMap<SentinelId, Duration>,
     pub lease_majority: usize,
+    /// Node clock of the latest `VIGIL REVOKE` of this run; grants starting at or before it
+    /// are ignored.
+    pub revoked_at: Option<Duration>,
     /// `CLIENT PAUSE WRITE` end, on this node's clock.
     pub pause_until: Option<Duration>,
     /// Real time since which the node has been master without interruption.
@@ -90,6 +95,7 @@ impl DataNode {
             boot: Duration::ZERO,
             leases: BTreeMap::new(),
             lease_majority: usize::MAX,
+            revoked_at: None,
             pause_until: None,
             master_since: Duration::ZERO,
             acks: BTreeMap::new(),
@@ -157,10 +163,24 @@ impl DataNode {
         if lease.run_id != RunId(self.run_id) {
             return;
         }
+        if self.revoked_at.is_some_and(|at| lease.start.0 <= at) {
+            return;
+        }
         let expiry = lease.start.0 + lease.ttl;
         let e = self.leases.entry(lease.from).or_default();
         *e = (*e).max(expiry);
         self.lease_majority = usize::from(lease.majority);
+    }
+
+    /// `VIGIL REVOKE` at real time `now`: every lease ends, and older grants never count
+    /// again (unless `keep_older`, the deliberate bug of
+    /// `Options::revoke_keeps_older_grants`).
+    pub fn revoke(&mut self, now: Duration, keep_older: bool) {
+        self.leases.clear();
+        if !keep_older {
+            let clock = self.clock(now);
+            self.revoked_at = Some(self.revoked_at.map_or(clock, |at| at.max(clock)));
+        }
     }
 
     pub fn node_clock(&self, now: Duration) -> NodeClock {
@@ -214,6 +234,8 @@ impl DataNode {
     pub fn restart(&mut self, now: Duration, empty: bool, new_run_id: u64) {
         self.up = true;
         self.boot = now;
+        // A new process: its clock restarts from zero, and grants name the new run id.
+        self.revoked_at = None;
         self.run_id = new_run_id;
         // A restart with data keeps the replication id it synchronised with (Redis stores it
         // in the RDB), so a partial resync stays possible. A master reloads its own id as the
