@@ -239,7 +239,11 @@ impl Session {
             }
         }
         if spec.has(WRITE) && !in_exec && !self.from_master {
-            if let Some(f) = self.refuse_write() {
+            // While writes are paused, the lease is checked when the write runs after the
+            // pause: a master whose leases a switchover revoked keeps its writers waiting,
+            // as the pause promises, instead of refusing them with `-NOLEASE` at once.
+            let lease = self.shared.paused(true).is_none();
+            if let Some(f) = self.refuse_write(lease) {
                 if self.multi.is_some() {
                     self.multi_error = true;
                 }
@@ -612,8 +616,9 @@ impl Session {
     }
 
     /// `-READONLY` on a read-only replica; on a master, `-NOLEASE` without a write-lease
-    /// majority while fencing is active, then `-NOREPLICAS` when short of good replicas.
-    fn refuse_write(&self) -> Option<Frame> {
+    /// majority while fencing is active (if `lease`), then `-NOREPLICAS` when short of good
+    /// replicas.
+    fn refuse_write(&self, lease: bool) -> Option<Frame> {
         let repl = &self.shared.repl;
         if repl.is_replica() {
             if self.shared.config().replica_read_only {
@@ -621,7 +626,7 @@ impl Session {
                     "READONLY You can't write against a read only replica.",
                 ));
             }
-        } else if let Some(f) = self.shared.fencing.refuse_write() {
+        } else if let Some(f) = lease.then(|| self.shared.fencing.refuse_write()).flatten() {
             // One relaxed load when fencing is not active; the lease table only when it is.
             return Some(f);
         }
@@ -1344,7 +1349,7 @@ impl Session {
             .iter()
             .any(|a| cmd::lookup(&a[0]).is_some_and(|s| s.has(WRITE)));
         if writes && !self.from_master {
-            if let Some(Frame::Error(why)) = self.refuse_write() {
+            if let Some(Frame::Error(why)) = self.refuse_write(true) {
                 self.unwatch();
                 let mut msg = b"EXECABORT Transaction discarded because of: ".to_vec();
                 msg.extend_from_slice(&why);

@@ -173,6 +173,41 @@ fn revoked_leases_fence_at_once_and_older_grants_never_count_again() {
 }
 
 #[test]
+fn a_paused_master_whose_leases_were_revoked_holds_writes_until_the_pause_ends() {
+    let node = datanode(&[]);
+    let mut c = Conn::new(node.addr);
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "write-fencing", "on"]),
+        Frame::ok()
+    );
+    let prefix = run_id_prefix(&mut c);
+    let start = clock(&mut c);
+    let replies = pipeline(
+        &mut c,
+        &[
+            &["VIGIL", "LEASE", "1", &start, "60000", "1", &prefix],
+            &["CLIENT", "PAUSE", "60000", "WRITE"],
+            &["VIGIL", "REVOKE"],
+        ],
+    );
+    assert_eq!(replies, vec![Frame::ok(), Frame::ok(), Frame::ok()]);
+    // The write waits for the pause, as a switchover promises its writers...
+    let mut w = Conn::new(node.addr);
+    w.send(&[b"SET", b"k", b"v"]);
+    w.stream()
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    assert_eq!(w.read(), None, "a paused write was answered");
+    w.stream()
+        .set_read_timeout(Some(DEADLINE))
+        .expect("timeout");
+    // ...and is refused by the fence once it runs.
+    assert_eq!(c.cmd(&["CLIENT", "UNPAUSE"]), Frame::ok());
+    assert_eq!(w.read(), Some(err(NOLEASE)));
+    assert_eq!(c.cmd(&["GET", "k"]), Frame::Null);
+}
+
+#[test]
 fn exec_checks_the_lease_when_the_transaction_runs() {
     let node = datanode(&[]);
     let mut c = Conn::new(node.addr);
