@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -239,6 +239,10 @@ struct NodeHandle {
     backend: Arc<RespBackend>,
     probing: AtomicBool,
     reading: AtomicBool,
+    /// The seq of an INFO asked for while another was being read (0: none): the reading task
+    /// reads once more for it when it is done, so that a request made after a role change
+    /// (promotion, reconfiguration) is answered by a read made after it, not dropped.
+    reread: AtomicU64,
     /// The `min-replicas-to-write` fallback was applied to this incarnation (no lease support).
     fallback_set: AtomicBool,
     /// The run id of the last INFO, to notice a restart (which resets the server's config).
@@ -510,6 +514,11 @@ pub async fn run(
     Ok(())
 }
 
+/// Reports a `+OK` to `REPLICAOF`; a full queue loses it (the core then polls on its timer).
+fn acknowledged(tx: &mpsc::Sender<ShellInput>, node: NodeId) {
+    let _ = tx.try_send(ShellInput::Core(Input::ReplicaofAcknowledged { node }));
+}
+
 async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
@@ -551,8 +560,13 @@ impl Shell {
             }
             Action::Promote { node } => {
                 info!(node = %self.describe(node), "promoting (REPLICAOF NO ONE)");
-                self.call(node, "promote", |b| {
-                    Box::pin(async move { b.promote().await })
+                let tx = self.inputs.clone();
+                self.call(node, "promote", move |b| {
+                    Box::pin(async move {
+                        b.promote().await?;
+                        acknowledged(&tx, node);
+                        Ok(())
+                    })
                 });
             }
             Action::Reconfigure { node, master } => {
@@ -560,8 +574,13 @@ impl Shell {
                     return Ok(false);
                 };
                 info!(node = %self.describe(node), master = %addr, "reconfiguring (REPLICAOF)");
+                let tx = self.inputs.clone();
                 self.call(node, "replicaof", move |b| {
-                    Box::pin(async move { b.replicate_from(&addr).await })
+                    Box::pin(async move {
+                        b.replicate_from(&addr).await?;
+                        acknowledged(&tx, node);
+                        Ok(())
+                    })
                 });
             }
             Action::PauseWrites { node, timeout } => {
@@ -643,6 +662,7 @@ impl Shell {
             backend: Arc::new(RespBackend::new(addr, cfg)),
             probing: AtomicBool::new(false),
             reading: AtomicBool::new(false),
+            reread: AtomicU64::new(0),
             fallback_set: AtomicBool::new(false),
             run_id: std::sync::Mutex::new(String::new()),
         });
@@ -693,17 +713,37 @@ impl Shell {
             return;
         };
         if h.reading.swap(true, Ordering::AcqRel) {
+            // One read at a time per node; the latest request waits for the current one.
+            h.reread.fetch_max(seq.0, Ordering::AcqRel);
             return;
         }
         let tx = self.inputs.clone();
         tokio::spawn(async move {
-            let res = h.backend.info().await;
-            h.reading.store(false, Ordering::Release);
-            match res {
-                Ok(report) => {
-                    let _ = tx.try_send(ShellInput::Report { node, seq, report });
+            let mut seq = seq;
+            loop {
+                match h.backend.info().await {
+                    Ok(report) => {
+                        let _ = tx.try_send(ShellInput::Report { node, seq, report });
+                    }
+                    Err(e) => debug!(%node, error = %e, "INFO failed"),
                 }
-                Err(e) => debug!(%node, error = %e, "INFO failed"),
+                let next = h.reread.swap(0, Ordering::AcqRel);
+                if next != 0 {
+                    seq = crate::core::InfoSeq(next);
+                    continue;
+                }
+                h.reading.store(false, Ordering::Release);
+                // A request that came between the check and the release: serve it unless
+                // another task already took over (it then serves it when it is done).
+                if h.reread.load(Ordering::Acquire) == 0 || h.reading.swap(true, Ordering::AcqRel) {
+                    break;
+                }
+                let next = h.reread.swap(0, Ordering::AcqRel);
+                if next == 0 {
+                    h.reading.store(false, Ordering::Release);
+                    break;
+                }
+                seq = crate::core::InfoSeq(next);
             }
         });
     }

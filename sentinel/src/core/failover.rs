@@ -245,6 +245,40 @@ impl Sentinel {
         }
     }
 
+    /// A node answered `+OK` to a `REPLICAOF` this sentinel sent. A promoted node is read again
+    /// at once: the INFO sent with the command may have been read before it ran, and waiting
+    /// for the next role poll would add to a switchover's write pause. The old master of a
+    /// switchover is a replica now, so its paused writes can only be refused (`-READONLY`,
+    /// and their clients move to the new master): it is unpaused at once rather than once its
+    /// link is up.
+    pub(super) fn handle_replicaof_acknowledged(&mut self, node: NodeId) {
+        let mut read = false;
+        let mut unpause = false;
+        for g in self.groups.values_mut() {
+            let Some(f) = g.failover.as_mut() else {
+                continue;
+            };
+            match &mut f.step {
+                Step::Promoting { node: p, .. } if *p == node => read = true,
+                Step::Reconfiguring {
+                    in_flight,
+                    unpause: u,
+                    ..
+                } if in_flight.contains_key(&node) && *u == Some(node) => {
+                    *u = None;
+                    unpause = true;
+                }
+                _ => {}
+            }
+        }
+        if read {
+            self.send_info(node);
+        }
+        if unpause {
+            self.emit(Action::UnpauseWrites { node });
+        }
+    }
+
     /// Feeds an INFO reply to the failover of `group`, if one is under way.
     pub(super) fn failover_on_info(
         &mut self,

@@ -59,6 +59,12 @@ pub enum Input {
         /// The replica to promote; `None` lets the leader pick the best one.
         target: Option<NodeId>,
     },
+    /// A data node answered `+OK` to the `REPLICAOF` of an `Action::Promote` or
+    /// `Action::Reconfigure`: its new role is in effect.
+    ReplicaofAcknowledged {
+        /// The node.
+        node: NodeId,
+    },
     /// A master answered `+OK` to the `Action::RevokeLeases` of `term`.
     LeasesRevoked {
         /// The master.

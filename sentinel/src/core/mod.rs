@@ -193,6 +193,7 @@ impl Sentinel {
                 self.handle_admin_failover(now, &group, ElectionReason::Switchover, target)
             }
             Input::LeasesRevoked { node, term } => self.handle_leases_revoked(now, node, term),
+            Input::ReplicaofAcknowledged { node } => self.handle_replicaof_acknowledged(node),
             Input::MaintenanceRequested { group, paused } => {
                 self.handle_maintenance(now, &group, paused)
             }

@@ -749,9 +749,28 @@ fn member_info(role: NodeRole, priority: u32) -> NodeInfo {
     }
 }
 
-/// Answers every INFO request of the group's members (R2 with `r2_priority`) and confirms
-/// every persist, until the sentinel asks nothing more; returns the other actions.
-fn answer_infos(s: &mut Sentinel, t: Instant, r2_priority: u32) -> Vec<Action> {
+/// INFO of the switchover group before any change: M master, R (priority 10, so it ranks
+/// first) and R2 (`r2_priority`) its replicas.
+fn before(node: NodeId, r2_priority: u32) -> NodeInfo {
+    let replica = NodeRole::Replica {
+        master: M,
+        link_up: true,
+    };
+    match node {
+        M => member_info(
+            NodeRole::Master {
+                replicas: vec![R, R2],
+            },
+            100,
+        ),
+        R => member_info(replica, 10),
+        _ => member_info(replica, r2_priority),
+    }
+}
+
+/// Answers every INFO request with `info(node)` and confirms every persist, until the
+/// sentinel asks nothing more; returns the other actions.
+fn answer_with(s: &mut Sentinel, t: Instant, info: impl Fn(NodeId) -> NodeInfo) -> Vec<Action> {
     let mut other = Vec::new();
     // Bounded: each round answers what the previous one asked.
     for _ in 0..10 {
@@ -762,21 +781,7 @@ fn answer_infos(s: &mut Sentinel, t: Instant, r2_priority: u32) -> Vec<Action> {
         for a in pending {
             match a {
                 Action::Info { node, seq } => {
-                    let replica = NodeRole::Replica {
-                        master: M,
-                        link_up: true,
-                    };
-                    let info = match node {
-                        M => member_info(
-                            NodeRole::Master {
-                                replicas: vec![R, R2],
-                            },
-                            100,
-                        ),
-                        // R ranks first (lower priority); R2 is the operator's choice.
-                        R => member_info(replica, 10),
-                        _ => member_info(replica, r2_priority),
-                    };
+                    let info = info(node);
                     s.handle(t, Input::InfoReceived { node, seq, info });
                 }
                 Action::Persist(d) => {
@@ -788,6 +793,11 @@ fn answer_infos(s: &mut Sentinel, t: Instant, r2_priority: u32) -> Vec<Action> {
         }
     }
     other
+}
+
+/// `answer_with` the group as it is `before` the switchover.
+fn answer_infos(s: &mut Sentinel, t: Instant, r2_priority: u32) -> Vec<Action> {
+    answer_with(s, t, |n| before(n, r2_priority))
 }
 
 #[test]
@@ -895,4 +905,37 @@ fn a_switchover_whose_target_is_not_eligible_aborts_at_its_deadline() {
         "{actions:?}"
     );
     assert!(actions.contains(&Action::UnpauseWrites { node: M }));
+}
+
+#[test]
+fn replicaof_acknowledgements_confirm_the_promotion_and_release_the_old_master_at_once() {
+    let (mut s, t0) = switchover_leader(None, Duration::ZERO);
+    decisions(&mut s);
+    s.handle_timeout(t0);
+    let actions = answer_infos(&mut s, t0, 50);
+    assert!(
+        actions.contains(&Action::Promote { node: R }),
+        "{actions:?}"
+    );
+    // The INFO sent with the command was read before `REPLICAOF NO ONE` ran: still a replica.
+    // Its `+OK` makes the leader read R again at once, not at the next role poll.
+    s.handle(t0, Input::ReplicaofAcknowledged { node: R });
+    let promoted = |n: NodeId| match n {
+        R => member_info(NodeRole::Master { replicas: vec![] }, 10),
+        n => before(n, 50),
+    };
+    let actions = answer_with(&mut s, t0, promoted);
+    assert!(
+        actions.contains(&Action::Reconfigure { node: M, master: R }),
+        "{actions:?}"
+    );
+    assert!(!actions.contains(&Action::UnpauseWrites { node: M }));
+    // The old master's `+OK`: it is a replica, so its paused writers can only be refused and
+    // move on; it is unpaused before its link to the new master is up.
+    s.handle(t0, Input::ReplicaofAcknowledged { node: M });
+    assert_eq!(decisions(&mut s), vec![Action::UnpauseWrites { node: M }]);
+    // Another node's acknowledgement, or a repeated one, releases nothing more.
+    s.handle(t0, Input::ReplicaofAcknowledged { node: M });
+    s.handle(t0, Input::ReplicaofAcknowledged { node: R2 });
+    assert_eq!(decisions(&mut s), vec![]);
 }

@@ -55,8 +55,21 @@ pub enum Msg {
         seq: InfoSeq,
     },
     Lease(Lease),
-    Promote,
-    Reconfigure(NodeId),
+    /// `REPLICAOF NO ONE`; the node answers `ReplicaofOk`.
+    Promote {
+        from: usize,
+        inc: u64,
+    },
+    /// `REPLICAOF master`; the node answers `ReplicaofOk` unless told to follow itself.
+    Reconfigure {
+        master: NodeId,
+        from: usize,
+        inc: u64,
+    },
+    ReplicaofOk {
+        inc: u64,
+        node: NodeId,
+    },
     Pause(Duration),
     Unpause,
     /// `VIGIL REVOKE`; the node answers `Revoked` echoing `term`.
@@ -616,9 +629,25 @@ impl Sim {
             Action::GrantLease { node, lease } => {
                 self.send(from, Endpoint::N(node.0 as usize), Msg::Lease(lease))
             }
-            Action::Promote { node } => self.send(from, Endpoint::N(node.0 as usize), Msg::Promote),
+            Action::Promote { node } => {
+                let inc = self.sentinels[i].incarnation;
+                self.send(
+                    from,
+                    Endpoint::N(node.0 as usize),
+                    Msg::Promote { from: i, inc },
+                )
+            }
             Action::Reconfigure { node, master } => {
-                self.send(from, Endpoint::N(node.0 as usize), Msg::Reconfigure(master))
+                let inc = self.sentinels[i].incarnation;
+                self.send(
+                    from,
+                    Endpoint::N(node.0 as usize),
+                    Msg::Reconfigure {
+                        master,
+                        from: i,
+                        inc,
+                    },
+                )
             }
             Action::PauseWrites { node, timeout } => {
                 self.send(from, Endpoint::N(node.0 as usize), Msg::Pause(timeout))
@@ -767,6 +796,9 @@ impl Sim {
             Msg::Revoked { inc, node, term } if inc == self.sentinels[i].incarnation => {
                 Input::LeasesRevoked { node, term }
             }
+            Msg::ReplicaofOk { inc, node } if inc == self.sentinels[i].incarnation => {
+                Input::ReplicaofAcknowledged { node }
+            }
             _ => return,
         };
         self.feed(i, input);
@@ -811,16 +843,20 @@ impl Sim {
                 );
             }
             Msg::Lease(lease) => self.nodes[n].grant(lease),
-            Msg::Promote => {
+            Msg::Promote { from, inc } => {
                 note!(self, "{id} promoted (log {})", self.nodes[n].log.len());
                 let replid = self.fresh_id();
                 self.nodes[n].become_master(now, replid);
+                let ok = Msg::ReplicaofOk { inc, node: id };
+                self.send(Endpoint::N(n), Endpoint::S(from), ok);
             }
-            Msg::Reconfigure(master) => {
+            Msg::Reconfigure { master, from, inc } => {
                 if master != id {
                     note!(self, "{id} told to follow {master}");
                     let replid = self.fresh_id();
                     self.nodes[n].become_replica(master, replid);
+                    let ok = Msg::ReplicaofOk { inc, node: id };
+                    self.send(Endpoint::N(n), Endpoint::S(from), ok);
                 }
             }
             Msg::Pause(d) => {
@@ -845,7 +881,8 @@ impl Sim {
             Msg::Gossip { .. }
             | Msg::ProbeReply { .. }
             | Msg::InfoReply { .. }
-            | Msg::Revoked { .. } => {}
+            | Msg::Revoked { .. }
+            | Msg::ReplicaofOk { .. } => {}
         }
     }
 

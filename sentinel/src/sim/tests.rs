@@ -382,9 +382,12 @@ fn seeds_once_stuck_on_an_unprovable_first_master_converge_with_faster_convergen
     ]);
 }
 
-/// FIXME: 1661795 keeps every safety invariant but does not converge today: n0 still reports
-/// `role:master` at the end while the agreed master is n1 (a stale fence settled late in the
-/// run, at 7.9 s of 8.5 s, by re-confirming the master; not diagnosed further).
+/// FIXME: 1661795 kept every safety invariant but did not converge: n0 still reported
+/// `role:master` at the end while the agreed master was n1 (a stale fence settled late in the
+/// run, at 7.9 s of 8.5 s, by re-confirming the master; not diagnosed further). Since a
+/// sentinel reads a node again as soon as it acknowledges `REPLICAOF`, the run's timing
+/// changed and the seed converges; the cause was never found, so the case may still occur
+/// under other timings.
 ///
 /// The limitation 1121920 and 1427300 once showed is also open: a stale
 /// `REPLICAOF` (in 1121920 a convergence command confirmed before the election but delivered
@@ -400,16 +403,8 @@ fn seeds_once_stuck_on_an_unprovable_first_master_converge_with_faster_convergen
 /// epoch cannot give: a sentinel stale at epoch 0 could grant n0 (same run, same id) leases
 /// during the later epoch, and a node counts every unexpired lease of its run.
 #[test]
-fn a_master_left_disagreeing_at_the_end_of_a_late_settled_run_does_not_converge_yet() {
-    for seed in [1_661_795] {
-        match random_run_rec(seed, &[3, 4, 5, 6, 7, 8, 9], Bugs::default(), false) {
-            Err(failed) => panic!("{}", failed.0),
-            Ok(sim) => assert!(
-                sim.check_converged().is_err(),
-                "seed {seed} converges now: make it a regression test"
-            ),
-        }
-    }
+fn a_master_once_left_disagreeing_at_the_end_of_a_late_settled_run_converges_now() {
+    assert_seeds_converge(&[(1_661_795, &[3, 4, 5, 6, 7, 8, 9])]);
 }
 
 /// The cause of 1222038, forced: once the failover away from a dead master promoted a replica
@@ -454,7 +449,12 @@ fn a_new_master_demoted_towards_the_dead_old_master_is_promoted_again() {
         sim.send(
             Endpoint::S(0),
             Endpoint::N(new.0 as usize),
-            super::Msg::Reconfigure(target),
+            // From no live incarnation: a stale command gets no answer anyone reads.
+            super::Msg::Reconfigure {
+                master: target,
+                from: 0,
+                inc: u64::MAX,
+            },
         );
         sim.run_for(ms(5000));
         if std::env::var("DUMP").is_ok() && sim.check_converged().is_err() {
@@ -784,6 +784,31 @@ fn planned_failovers_under_faults(seed: u64) -> Result<Sim, String> {
     sim.run_for(ms(5000));
     sim.result()?;
     Ok(sim)
+}
+
+/// More seeds of `planned_failovers_under_faults`: `SOAK=<from>..<to> cargo test -p
+/// vigil-sentinel --release soak_planned -- --ignored --nocapture`.
+#[test]
+#[ignore = "soak: planned failovers, run by hand"]
+fn soak_planned_failovers() {
+    let range = std::env::var("SOAK")
+        .ok()
+        .and_then(|s| {
+            let (a, b) = s.split_once("..")?;
+            Some(a.parse().ok()?..b.parse().ok()?)
+        })
+        .unwrap_or(0..100_000u64);
+    let runs = range.end.saturating_sub(range.start);
+    let mut unconverged = Vec::new();
+    for seed in range {
+        let sim =
+            planned_failovers_under_faults(seed).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        if let Err(e) = sim.check_converged() {
+            unconverged.push(e);
+        }
+    }
+    eprintln!("{} unconverged of {runs} seeds", unconverged.len());
+    assert!(unconverged.is_empty(), "{}", unconverged.join("\n"));
 }
 
 #[test]
