@@ -5,6 +5,8 @@
 # Prints a markdown table of median (min–max) milliseconds after the kill; see bench/failover.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --bin vigil -p vigil-client --example notify_latency >&2
-VIGIL="$PWD/target/release/vigil" NOTIFY="$PWD/target/release/examples/notify_latency" \
+cargo build --release -p vigil --bin vigil -p vigil-client --example notify_latency >&2
+# Cargo puts the binaries under $CARGO_TARGET_DIR when it is set.
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+VIGIL="$target/release/vigil" NOTIFY="$target/release/examples/notify_latency" \
   exec python3 bench/failover.py "$@"

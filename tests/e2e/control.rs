@@ -266,3 +266,39 @@ fn admin_watch_moves_to_another_sentinel_and_prints_the_failover() {
     assert!(!changed.contains(&old), "{changed}");
     assert!(!changed.contains("epoch=0"), "{changed}");
 }
+
+#[test]
+fn a_switchover_to_a_chosen_replica_promotes_exactly_that_one() {
+    let rt = runtime();
+    let c = Cluster::start(Kind::Vigil, 3, Duration::from_millis(1000));
+    let old = c.nodes[0].addr;
+    // The first replica ranks first (a lower priority wins); the operator picks the second.
+    assert_eq!(
+        c.nodes[1].cmd(&["CONFIG", "SET", "replica-priority", "10"]),
+        Some(vigil_proto::resp::Frame::ok())
+    );
+    let target = c.nodes[2].addr;
+    rt.block_on(async {
+        let mut client = control(&c, 1).await;
+        client
+            .switchover(vigil_proto::control::SwitchoverRequest {
+                group: GROUP.into(),
+                target: target.to_string(),
+            })
+            .await
+    })
+    .expect("switchover to a replica accepted");
+    crate::harness::wait_until(DEADLINE, || {
+        c.agreed(&[0, 1, 2]).is_some_and(|(m, _)| m != old)
+    });
+    assert_eq!(c.agreed(&[0, 1, 2]).map(|(m, _)| m), Some(target));
+    // Both other nodes follow the chosen one.
+    let follows = Some(("slave".to_string(), Some(target.port())));
+    crate::harness::wait_until(DEADLINE, || {
+        c.nodes[0].role() == follows && c.nodes[1].role() == follows
+    });
+    assert_eq!(
+        c.nodes[2].role().map(|(r, _)| r),
+        Some("master".to_string())
+    );
+}
