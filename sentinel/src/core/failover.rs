@@ -2,12 +2,13 @@
 //!
 //! Owns `Failover` and its steps. Invariants: nothing is promoted before every write lease the
 //! leader's voters granted has expired, or the master confirmed it revoked every lease it held
-//! after this leader won (`handle_leases_revoked`); the new config epoch equals the leader's term, so there
-//! is at most one promotion per (group, epoch); a failover aborts only before promotion; each
-//! step has a deadline of `failover_timeout`; with `sync_replicas = N` the promoted replica has
-//! the highest offset among fresh reads from at least `R - N + 1` of the `R` replicas, or the
-//! configured master, demoted by a stale command but with its data intact, holds all of it
-//! (`intact_master`) and the promoted node (it, or a replica) holds as much.
+//! after this leader won (`handle_leases_revoked`); the new config epoch equals the leader's
+//! term, so there is at most one promotion per (group, epoch); a failover aborts only before
+//! promotion; each step has a deadline of `failover_timeout`; with `sync_replicas = N` the
+//! promoted replica has the highest offset among fresh reads from at least `R - N + 1` of the
+//! `R` replicas, or the configured master, demoted by a stale command but with its data intact,
+//! holds all of it (`intact_master`) and the promoted node (it, or a replica) holds as much; a
+//! switchover with a target promotes that replica or nothing.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
