@@ -317,6 +317,16 @@ async fn redis_has_no_leases() {
         b.grant_lease(&lease).await,
         Err(BackendError::Unsupported)
     ));
+    assert!(matches!(
+        b.revoke_leases().await,
+        Err(BackendError::Unsupported)
+    ));
+    // Before any probe too: Redis' "unknown command" answer means the same.
+    let fresh = RespBackend::new(a.addr.clone(), cfg(secs(2)));
+    assert!(matches!(
+        fresh.revoke_leases().await,
+        Err(BackendError::Unsupported)
+    ));
 }
 
 #[tokio::test]
@@ -441,7 +451,7 @@ fn reply(words: &[String], args: &[bytes::Bytes], lease: bool, out: &mut BytesMu
     let frame = match (word(0), word(1)) {
         ("PING", _) => Frame::simple("PONG"),
         ("VIGIL", "CLOCK") if lease => Frame::Integer(123_456),
-        ("VIGIL", "LEASE") if lease => Frame::ok(),
+        ("VIGIL", "LEASE" | "REVOKE") if lease => Frame::ok(),
         ("VIGIL", _) => Frame::error("ERR unknown command 'VIGIL', with args beginning with: "),
         ("INFO", _) => Frame::bulk(
             b"# Server\r\nrun_id:0123456789abcdef0123456789abcdef01234567\r\n\
@@ -623,7 +633,12 @@ async fn lease_capability_is_redetected_after_a_reconnect() {
         b.grant_lease(&lease).await,
         Err(BackendError::Unsupported)
     ));
-    // The control connection (the second one) must not have seen the lease: it was known to fail.
+    assert!(matches!(
+        b.revoke_leases().await,
+        Err(BackendError::Unsupported)
+    ));
+    // The control connection (the second one) must not have seen the lease nor the revocation:
+    // they were known to fail.
     assert_eq!(commands(&f, 1), Vec::<String>::new());
 
     // The server is replaced: a failed call drops the connection, the reconnect re-detects.
@@ -634,11 +649,13 @@ async fn lease_capability_is_redetected_after_a_reconnect() {
     assert_eq!(p.clock, Some(Duration::from_micros(123_456)));
     assert_eq!(b.lease_capable(), Some(true));
     b.grant_lease(&lease).await.expect("lease granted");
+    b.revoke_leases().await.expect("leases revoked");
     assert_eq!(
         commands(&f2, 2),
         [
             "CLIENT SETNAME VIGIL-TEST",
-            "VIGIL LEASE 3 123456 2500 2 0123456789ABCDEF"
+            "VIGIL LEASE 3 123456 2500 2 0123456789ABCDEF",
+            "VIGIL REVOKE"
         ]
     );
 }
