@@ -11,7 +11,7 @@ use vigil_proto::control::{
     MasterChanged, SentinelControlClient, WatchMasterRequest, master_event::Kind as EventKind,
 };
 
-use crate::sentinel::{Cluster, GROUP, Kind};
+use crate::sentinel::{Cluster, GROUP, Kind, text, try_cmd};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -301,4 +301,29 @@ fn a_switchover_to_a_chosen_replica_promotes_exactly_that_one() {
         c.nodes[2].role().map(|(r, _)| r),
         Some("master".to_string())
     );
+
+    // The RESP port takes a target too: back to the old master, which ranks below the first
+    // replica. Something that is not a replica is refused.
+    let port = c.sentinels[0].resp;
+    let not_replica = try_cmd(port, &["SENTINEL", "SWITCHOVER", GROUP, "127.0.0.1:1"]);
+    assert!(
+        not_replica
+            .as_ref()
+            .is_some_and(|f| text(f).contains("is not a replica of")),
+        "{not_replica:?}"
+    );
+    let host = old.ip().to_string();
+    let old_port = old.port().to_string();
+    // Accepted once the previous switchover ended everywhere (`-INPROG` until then).
+    crate::harness::wait_until(DEADLINE, || {
+        try_cmd(port, &["SENTINEL", "SWITCHOVER", GROUP, &host, &old_port])
+            .is_some_and(|f| text(&f) == "OK")
+    });
+    crate::harness::wait_until(DEADLINE, || {
+        c.agreed(&[0, 1, 2]).is_some_and(|(m, _)| m == old)
+    });
+    let follows = Some(("slave".to_string(), Some(old.port())));
+    crate::harness::wait_until(DEADLINE, || {
+        c.nodes[1].role() == follows && c.nodes[2].role() == follows
+    });
 }

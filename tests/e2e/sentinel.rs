@@ -28,7 +28,7 @@ fn vigil() -> Command {
 }
 
 /// Sends one command with short timeouts; `None` when the server does not answer.
-fn try_cmd(addr: SocketAddr, args: &[&str]) -> Option<Frame> {
+pub fn try_cmd(addr: SocketAddr, args: &[&str]) -> Option<Frame> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     let mut out = BytesMut::new();
@@ -47,7 +47,7 @@ fn try_cmd(addr: SocketAddr, args: &[&str]) -> Option<Frame> {
     }
 }
 
-fn text(f: &Frame) -> String {
+pub fn text(f: &Frame) -> String {
     match f {
         Frame::Simple(b) | Frame::Error(b) => String::from_utf8_lossy(b).into_owned(),
         other => String::from_utf8_lossy(other.as_bytes().unwrap_or_default()).into_owned(),
