@@ -36,6 +36,7 @@ pub mod core;
 pub mod daemon;
 pub mod events;
 pub mod gossip;
+pub mod group_admin;
 pub mod nodes;
 pub mod resp_port;
 pub mod settings;

@@ -47,7 +47,7 @@ fn try_cmd(addr: SocketAddr, args: &[&str]) -> Option<Frame> {
     }
 }
 
-fn text(f: &Frame) -> String {
+pub fn text(f: &Frame) -> String {
     match f {
         Frame::Simple(b) | Frame::Error(b) => String::from_utf8_lossy(b).into_owned(),
         other => String::from_utf8_lossy(other.as_bytes().unwrap_or_default()).into_owned(),
@@ -88,7 +88,7 @@ pub struct Node {
 }
 
 impl Node {
-    fn start(kind: Kind, extra: &[String]) -> Node {
+    pub fn start(kind: Kind, extra: &[String]) -> Node {
         let mut n = Node {
             child: None,
             addr: format!("127.0.0.1:{}", free_port()).parse().expect("addr"),

@@ -16,7 +16,7 @@ use super::Sentinel;
 use super::action::{AbortReason, Action, ElectionReason, Event};
 use super::input::Gossip;
 use super::timers::Timer;
-use super::types::{ConfigEpoch, GroupName, ReplId, ReplOffset, SentinelId, Term};
+use super::types::{ConfigEpoch, GroupName, NodeId, ReplId, ReplOffset, SentinelId, Term};
 
 /// The candidate side of one group's election.
 #[derive(Debug)]
@@ -88,6 +88,9 @@ impl Sentinel {
     }
 
     pub(super) fn on_election_timer(&mut self, now: Instant, group: &GroupName) {
+        // An operator's change that found no majority in time gives up here (or at the next
+        // heartbeat): the retries of a split vote would otherwise go on for ever.
+        self.expire_admin(now);
         let Some(g) = self.groups.get(group) else {
             return;
         };
@@ -97,6 +100,7 @@ impl Sentinel {
                     ElectionReason::MasterDown => g.odown && !g.paused,
                     ElectionReason::Fenced => g.is_fenced(),
                     ElectionReason::Manual | ElectionReason::Switchover => true,
+                    ElectionReason::Admin => g.admin.is_some(),
                 };
                 if still_wanted {
                     self.become_candidate(now, group, reason);
@@ -141,6 +145,7 @@ impl Sentinel {
         g.record_vote(term, self.id);
         g.fenced_since = Some(now);
         let epoch = g.durable.epoch;
+        let master = g.durable.master;
         g.election = Election::Candidate {
             term,
             reason,
@@ -162,12 +167,14 @@ impl Sentinel {
             term,
             epoch,
             reason,
+            master,
         });
         self.timers
             .set(Timer::Election(group.clone()), now + self.cfg.vote_timeout);
         self.check_won(now, group);
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn handle_request_vote(
         &mut self,
         now: Instant,
@@ -176,7 +183,17 @@ impl Sentinel {
         term: Term,
         epoch: ConfigEpoch,
         reason: ElectionReason,
+        master: NodeId,
     ) {
+        if reason == ElectionReason::Admin && !self.groups.contains_key(group) {
+            // A `Monitor` of a group this sentinel does not know: the vote needs a durable
+            // place, an entry that watches nothing until the change is installed.
+            if self.groups.len() >= super::MAX_GROUPS {
+                debug!(%group, "vote for a new group refused: too many groups");
+                return;
+            }
+            self.insert_removed(now, group, master);
+        }
         let master_down = self.master_down(group);
         let lease_wait = self.lease_wait(now, group);
         #[cfg(test)]
@@ -241,7 +258,7 @@ impl Sentinel {
             // never win, and would block convergence, which needs a majority of unfenced
             // confirmations, for ever.
             ElectionReason::Fenced => true,
-            ElectionReason::Manual | ElectionReason::Switchover => true,
+            ElectionReason::Manual | ElectionReason::Switchover | ElectionReason::Admin => true,
         };
         if granted && !reason_ok {
             refuse("master not seen down");
@@ -420,6 +437,11 @@ impl Sentinel {
             group: group.clone(),
             term,
         });
+        if reason == ElectionReason::Admin {
+            // Nothing is promoted: the change becomes the config of this term at once.
+            self.install_admin(now, group, term);
+            return;
+        }
         // The voters' clocks may run slower than ours: stretch their reported waits.
         let wait = self.skewed(wait);
         #[cfg(test)]

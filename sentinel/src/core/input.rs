@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use super::action::ElectionReason;
+use super::config::GroupOptions;
 use super::types::{
     ConfigEpoch, Dc, GroupName, InfoSeq, NodeClock, NodeId, PersistVersion, Priority, ReplId,
     ReplOffset, RunId, SentinelId, Term,
@@ -64,11 +65,43 @@ pub enum Input {
         /// `true` to pause, `false` to resume.
         paused: bool,
     },
+    /// An operator asked to change a group (`Monitor`, `SetOption`, `Remove`, `Reset`); the
+    /// outcome is an `Event::AdminConfirmed` or `Event::AdminFailed` with the same `id`.
+    AdminRequested {
+        /// Chosen by the shell to match the outcome with the request.
+        id: u64,
+        /// The group.
+        group: GroupName,
+        /// The change.
+        change: AdminChange,
+    },
     /// An operator removed a (dead) sentinel from the voter set.
     SentinelForgotten {
         /// The sentinel.
         id: SentinelId,
     },
+}
+
+/// An operator's change of a group.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AdminChange {
+    /// Start monitoring a new group.
+    Monitor {
+        /// Its master.
+        master: NodeId,
+        /// Its options.
+        options: GroupOptions,
+    },
+    /// Replace the group's options (the shell merges the operator's changes into the
+    /// current ones).
+    Set {
+        /// The new options.
+        options: GroupOptions,
+    },
+    /// Stop monitoring the group.
+    Remove,
+    /// Forget the discovered replicas (they are found again in the master's INFO).
+    Reset,
 }
 
 /// A valid answer to a probe.
@@ -155,6 +188,9 @@ pub enum Gossip {
         epoch: ConfigEpoch,
         /// Why the candidate runs.
         reason: ElectionReason,
+        /// The candidate's master of the group (for a `Monitor`, the new group's), so that a
+        /// voter that does not know the group can record its vote.
+        master: NodeId,
     },
     /// A voter's answer.
     Vote {
@@ -203,6 +239,16 @@ pub enum Gossip {
         /// the other sentinels may never read it as a master (a stale leader can demote it at
         /// once), yet a later leader must compare replicas along it.
         lineage: Vec<(ReplId, ReplOffset)>,
+        /// The options an operator agreed for the group, if any (`DurableGroup::options`).
+        options: Option<GroupOptions>,
+        /// The group was removed (`DurableGroup::removed`).
+        removed: bool,
+    },
+    /// Asks the receiver for its `Config` of `group` (the sender's heartbeat showed a newer
+    /// one, or a group the receiver does not know).
+    ConfigPull {
+        /// The group.
+        group: GroupName,
     },
     /// Before reconfiguring a data node that disagrees with its config, a sentinel asks every
     /// voter, after the INFO it acts on, whether it knows a newer config for the group, or is
@@ -235,8 +281,9 @@ pub enum Gossip {
     Heartbeat {
         /// The sender's voter set, for membership gossip.
         voters: Vec<SentinelId>,
-        /// `(group, epoch, master)` for every group the sender watches.
-        configs: Vec<(GroupName, ConfigEpoch, NodeId)>,
+        /// `(group, epoch, master, agreed)` for every group the sender knows; `agreed` when
+        /// the group's config carries options an operator agreed, or its removal.
+        configs: Vec<(GroupName, ConfigEpoch, NodeId, bool)>,
     },
     /// A sentinel introduces itself (via seeds or the `__sentinel__:hello` channel).
     Hello,

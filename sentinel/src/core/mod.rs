@@ -7,6 +7,7 @@
 //! `Persist` carrying that state was confirmed by `Input::Persisted`.
 
 mod action;
+mod admin;
 mod config;
 mod election;
 mod failover;
@@ -26,11 +27,14 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tracing::debug;
 
-pub use action::{AbortReason, Action, DurableGroup, DurableState, ElectionReason, Event, Lease};
+pub use action::{
+    AbortReason, Action, AdminError, AdminKind, DurableGroup, DurableState, ElectionReason, Event,
+    Lease,
+};
 #[cfg(test)]
 pub use config::Bugs;
-pub use config::{ConfigError, CoreConfig, GroupConfig};
-pub use input::{Gossip, Input, NodeInfo, NodeRole, ProbeReply, ProbeStatus};
+pub use config::{ConfigError, CoreConfig, GroupConfig, GroupOptions};
+pub use input::{AdminChange, Gossip, Input, NodeInfo, NodeRole, ProbeReply, ProbeStatus};
 pub use timers::Timer;
 pub use types::{
     ConfigEpoch, Dc, GroupName, InfoSeq, NodeClock, NodeId, PersistVersion, Priority, Quorum,
@@ -122,10 +126,18 @@ struct Group {
     /// where its data came from, but an edge read before the second restart still does.
     /// Bounded by `MAX_EDGES`.
     edges: BTreeSet<(ReplId, ReplId, ReplOffset)>,
+    /// The operator's change this sentinel is running for, if any.
+    admin: Option<admin::Pending>,
+    /// The config epoch each peer last reported for the group (heartbeats), to tell when an
+    /// operator's change is held by a majority.
+    peer_epochs: BTreeMap<SentinelId, ConfigEpoch>,
 }
 
 /// The most history edges kept per group; a group sees a few per failover or restart.
 const MAX_EDGES: usize = 1024;
+
+/// The most groups a sentinel keeps, removed ones included.
+pub const MAX_GROUPS: usize = 4096;
 
 impl Sentinel {
     /// A sentinel with no persisted state: voters and groups come from `config`, which must have
@@ -144,6 +156,8 @@ impl Sentinel {
                     master: g.master,
                     replicas: g.replicas.iter().copied().collect(),
                     lineage: BTreeMap::new(),
+                    options: None,
+                    removed: false,
                 };
                 (g.name.clone(), durable)
             })
@@ -192,6 +206,9 @@ impl Sentinel {
             Input::MaintenanceRequested { group, paused } => {
                 self.handle_maintenance(now, &group, paused)
             }
+            Input::AdminRequested { id, group, change } => {
+                self.handle_admin(now, id, group, change)
+            }
             Input::SentinelForgotten { id } => self.handle_forget(id),
         }
     }
@@ -239,7 +256,7 @@ impl Sentinel {
 
     /// What this sentinel believes of `group` now, for queries (control API, RESP port).
     pub fn group_view(&self, group: &GroupName) -> Option<GroupView> {
-        let g = self.groups.get(group)?;
+        let g = self.groups.get(group).filter(|g| !g.durable.removed)?;
         let master = g.durable.master;
         Some(GroupView {
             name: group.clone(),
@@ -261,9 +278,38 @@ impl Sentinel {
         })
     }
 
-    /// The names of every monitored group.
+    /// The names of every monitored group (removed ones left out).
     pub fn group_names(&self) -> Vec<GroupName> {
-        self.groups.keys().cloned().collect()
+        self.groups
+            .iter()
+            .filter(|(_, g)| !g.durable.removed)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Whether this sentinel keeps any state for `group` (removed groups included).
+    pub fn knows_group(&self, group: &GroupName) -> bool {
+        self.groups.contains_key(group)
+    }
+
+    /// The highest term or epoch this sentinel knows for `group`, removed groups included.
+    pub fn group_term(&self, group: &GroupName) -> Option<u64> {
+        self.groups
+            .get(group)
+            .map(|g| g.durable.term.0.max(g.durable.epoch.0))
+    }
+
+    /// The options of a monitored group as they apply now.
+    pub fn group_options(&self, group: &GroupName) -> Option<GroupOptions> {
+        self.groups
+            .get(group)
+            .filter(|g| !g.durable.removed)
+            .map(|g| g.cfg.options())
+    }
+
+    /// The core's configuration (timings, and the groups of the config file).
+    pub fn config(&self) -> &CoreConfig {
+        &self.cfg
     }
 
     /// Whether this sentinel sees `node` subjectively down.
@@ -317,36 +363,61 @@ impl Sentinel {
                 master: gcfg.master,
                 replicas: gcfg.replicas.iter().copied().collect(),
                 lineage: BTreeMap::new(),
+                options: None,
+                removed: false,
             });
-            let name = gcfg.name.clone();
-            let members: Vec<NodeId> = std::iter::once(durable.master)
-                .chain(durable.replicas.iter().copied())
-                .collect();
-            s.groups.insert(
-                name.clone(),
-                Group {
-                    cfg: gcfg,
-                    durable,
-                    opinions: BTreeMap::new(),
-                    odown: false,
-                    paused: false,
-                    election: Election::Idle,
-                    failover: None,
-                    last_lease: None,
-                    fenced_since: None,
-                    disagree_since: BTreeMap::new(),
-                    convergence_check: None,
-                    last_opinion_push: None,
-                    edges: BTreeSet::new(),
-                },
-            );
-            for node in members {
-                s.watch_node(now, &name, node);
+            if durable.removed || durable.options.is_some() {
+                tracing::warn!(group = %gcfg.name, removed = durable.removed, "an operator's change of this group overrides the config file");
             }
+            s.insert_group(now, gcfg, durable);
+        }
+        // Groups an operator added (or removed) at run time live only in the state.
+        for (name, durable) in durable_groups {
+            let quorum = Quorum(std::num::NonZeroU8::MIN);
+            let gcfg = GroupConfig::new(name.as_str(), durable.master, Vec::new(), quorum);
+            s.insert_group(now, gcfg, durable);
         }
         s.timers
             .set(Timer::Heartbeat, now + s.cfg.heartbeat_interval);
         s
+    }
+
+    /// Adds a group (options from `durable` override `cfg`'s) and watches its members unless
+    /// it is removed.
+    fn insert_group(&mut self, now: Instant, mut cfg: GroupConfig, durable: DurableGroup) {
+        if let Some(o) = &durable.options {
+            cfg.apply(o);
+        }
+        let name = cfg.name.clone();
+        let members: Vec<NodeId> = std::iter::once(durable.master)
+            .chain(durable.replicas.iter().copied())
+            .collect();
+        let removed = durable.removed;
+        self.groups.insert(
+            name.clone(),
+            Group {
+                cfg,
+                durable,
+                opinions: BTreeMap::new(),
+                odown: false,
+                paused: false,
+                election: Election::Idle,
+                failover: None,
+                last_lease: None,
+                fenced_since: None,
+                disagree_since: BTreeMap::new(),
+                convergence_check: None,
+                last_opinion_push: None,
+                edges: BTreeSet::new(),
+                admin: None,
+                peer_epochs: BTreeMap::new(),
+            },
+        );
+        if !removed {
+            for node in members {
+                self.watch_node(now, &name, node);
+            }
+        }
     }
 
     /// Queues an action behind any unconfirmed `Persist`.
