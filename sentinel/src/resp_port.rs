@@ -585,6 +585,37 @@ impl Conn {
                 "ERR SENTINEL {} is not supported by Vigil: sentinel-wide settings come from sentinel.toml (or sentinel.conf)",
                 sub.to_ascii_uppercase()
             ))),
+            "info-cache" => {
+                // The last INFO of every node of the named groups (every group without names),
+                // with its age in milliseconds: `name, [[age, info] …], name, …` as Redis.
+                let names: Vec<String> = (2..args.len()).filter_map(arg).collect();
+                let now = std::time::SystemTime::now();
+                let mut out = Vec::new();
+                for g in snap
+                    .groups
+                    .iter()
+                    .filter(|g| names.is_empty() || names.contains(&g.name))
+                {
+                    let nodes = std::iter::once(&g.master_node)
+                        .chain(g.replicas.iter())
+                        .map(|n| match (&n.report, n.read_at) {
+                            (Some(r), Some(at)) => {
+                                let age = now.duration_since(at).unwrap_or_default();
+                                Frame::Array(vec![
+                                    Frame::Integer(
+                                        i64::try_from(age.as_millis()).unwrap_or(i64::MAX),
+                                    ),
+                                    Frame::bulk(info_text(r).as_bytes()),
+                                ])
+                            }
+                            _ => Frame::Null,
+                        })
+                        .collect();
+                    out.push(Frame::bulk(g.name.as_bytes()));
+                    out.push(Frame::Array(nodes));
+                }
+                self.reply(Frame::Array(out));
+            }
             "is-master-down-by-addr" => {
                 // Redis sentinels ask this of each other; Vigil sentinels agree over QUIC, so
                 // answer "not down, no vote" to keep a mixed deployment from counting us.
@@ -647,6 +678,20 @@ fn map(fields: Vec<(&str, String)>) -> Frame {
             .map(|(k, v)| (Frame::bulk(k.as_bytes()), Frame::bulk(v.as_bytes())))
             .collect(),
     )
+}
+
+/// A node's last INFO as text (its fields in order; the sentinel keeps the parsed reply).
+fn info_text(r: &crate::backend::NodeReport) -> String {
+    let mut fields: Vec<(&String, &String)> = r.fields.iter().collect();
+    fields.sort();
+    let mut s = String::from("# Cached by vigil-sentinel\r\n");
+    for (k, v) in fields {
+        s.push_str(k);
+        s.push(':');
+        s.push_str(v);
+        s.push_str("\r\n");
+    }
+    s
 }
 
 /// `SENTINEL MONITOR|REMOVE|SET|RESET`, answered asynchronously by `Conn::admin`.

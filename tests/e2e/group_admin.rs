@@ -98,6 +98,22 @@ fn sentinel_set_monitor_remove_and_reset_reach_every_sentinel_and_survive_a_rest
     assert!(is_error(&f, "wrong number of arguments"), "{f:?}");
     assert_eq!(field(resp[2], GROUP, "quorum").as_deref(), Some("2"));
 
+    // INFO-CACHE: the last INFO of each node, with its age.
+    wait_until(DEADLINE, || {
+        let Frame::Array(a) = cmd(resp[0], &["SENTINEL", "INFO-CACHE", GROUP]) else {
+            return false;
+        };
+        let [name, Frame::Array(nodes)] = &a[..] else {
+            return false;
+        };
+        text(name) == GROUP
+            && nodes.len() == 3
+            && nodes.iter().all(|n| {
+                matches!(n, Frame::Array(p) if matches!(&p[..],
+                    [Frame::Integer(age), info] if *age >= 0 && text(info).contains("role:")))
+            })
+    });
+
     // MONITOR a second master on another sentinel.
     let other = Node::start(Kind::Vigil, &[]);
     let (ip, port) = (other.addr.ip().to_string(), other.addr.port().to_string());
