@@ -227,7 +227,7 @@ pub enum ShellInput {
         group: String,
         /// The change.
         request: crate::group_admin::AdminRequest,
-        /// Receives the epoch of the change once a majority holds it, or why not.
+        /// Receives the term of the change once a majority holds it, or why not.
         reply: oneshot::Sender<Result<u64, AdminFailure>>,
     },
 }
@@ -587,9 +587,9 @@ impl Shell {
             }
             Action::Publish(event) => {
                 match &event {
-                    crate::core::Event::AdminConfirmed { id, epoch, .. } => {
+                    crate::core::Event::AdminConfirmed { id, agreed, .. } => {
                         if let Some(tx) = self.admin_waiters.remove(id) {
-                            let _ = tx.send(Ok(epoch.0));
+                            let _ = tx.send(Ok(agreed.0));
                         }
                     }
                     crate::core::Event::AdminFailed { id, reason, .. } => {
@@ -1148,7 +1148,7 @@ pub fn check_gossip(core: &Sentinel, msg: &Gossip) -> Result<(), String> {
             reason: crate::core::ElectionReason::Admin,
             ..
         } | Gossip::ConfigPull { .. }
-    ) || matches!(msg, Gossip::Config { options, removed, .. } if options.is_some() || *removed);
+    ) || matches!(msg, Gossip::Config { agreed, .. } if *agreed > Term(0));
     let (group, number) = match msg {
         Gossip::Opinion { group, .. }
         | Gossip::Maintenance { group, .. }
@@ -1222,6 +1222,7 @@ mod tests {
             epoch: ConfigEpoch(0),
             reason: ElectionReason::MasterDown,
             master: NodeId(1),
+            agreed: Term(0),
         };
         assert!(check_gossip(&core, &vote("g", 1)).is_ok());
         assert!(check_gossip(&core, &vote("g", MAX_TERM_JUMP)).is_ok());
@@ -1235,7 +1236,7 @@ mod tests {
                 GroupName::new("g"),
                 ConfigEpoch(u64::MAX - 1),
                 NodeId(1),
-                false,
+                Term(0),
             )],
         };
         assert!(check_gossip(&core, &hb).is_err());

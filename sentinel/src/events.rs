@@ -128,7 +128,7 @@ pub fn render(event: &Event, at: SystemTime, nodes: &dyn NodeLookup) -> EventRec
         ),
         Event::AdminApplied {
             group,
-            epoch,
+            agreed,
             master,
             change,
         } => (
@@ -138,13 +138,13 @@ pub fn render(event: &Event, at: SystemTime, nodes: &dyn NodeLookup) -> EventRec
                 AdminKind::Remove => "-monitor",
                 AdminKind::Reset => "+reset-master",
             },
-            format!("master {group} {} epoch {epoch}", hp(*master)),
+            format!("master {group} {} term {agreed}", hp(*master)),
             Some(group.to_string()),
             None,
         ),
-        Event::AdminConfirmed { group, id, epoch } => (
+        Event::AdminConfirmed { group, id, agreed } => (
             "+admin-confirmed",
-            format!("{group} request {id} epoch {epoch}"),
+            format!("{group} request {id} term {agreed}"),
             Some(group.to_string()),
             None,
         ),

@@ -73,8 +73,8 @@ pub enum AdminFailure {
 /// confirmation, with room to spare.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Submits `request` for `group` and waits for the verdict; `Ok` carries the config epoch of
-/// the change, confirmed by a majority.
+/// Submits `request` for `group` and waits for the verdict; `Ok` carries the term of the
+/// change (`DurableGroup::agreed`), confirmed by a majority.
 pub async fn submit(
     ports: &Ports,
     group: &str,

@@ -88,11 +88,20 @@ struct FileGroup {
     options: Option<FileOptions>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     removed: bool,
+    /// The term of the operator's last change, and of the last reset.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    agreed: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    reset: u64,
 }
 
 /// The path of the state file in `dir`.
 pub fn path_in(dir: &Path) -> PathBuf {
     dir.join(FILE_NAME)
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize, Deserialize)]
@@ -164,6 +173,8 @@ pub fn encode(state: &DurableState, nodes: &NodeTable) -> Vec<u8> {
                         lineage: g.lineage.iter().map(|(id, at)| (id.0, at.0)).collect(),
                         options: g.options.as_ref().map(FileOptions::of),
                         removed: g.removed,
+                        agreed: g.agreed.0,
+                        reset: g.reset.0,
                     },
                 )
             })
@@ -246,8 +257,10 @@ pub fn decode(
                     .into_iter()
                     .map(|(id, at)| (ReplId(id), ReplOffset(at)))
                     .collect(),
+                agreed: Term(g.agreed),
                 options,
                 removed: g.removed,
+                reset: Term(g.reset),
             },
         );
     }
@@ -332,8 +345,20 @@ mod tests {
                 master: m,
                 replicas: [r].into_iter().collect(),
                 lineage: [(ReplId(u64::MAX), ReplOffset(9))].into_iter().collect(),
-                options: None,
-                removed: false,
+                agreed: Term(9),
+                options: Some(GroupOptions {
+                    quorum: Quorum(NonZeroU8::new(2).unwrap()),
+                    down_after: Duration::from_millis(1500),
+                    failover_timeout: Duration::from_secs(20),
+                    parallel_syncs: NonZeroU8::new(3).unwrap(),
+                    preferred_dc: Some(Dc("east".into())),
+                    sync_replicas: 1,
+                    extra: [("auth-pass".to_string(), "pw".to_string())]
+                        .into_iter()
+                        .collect(),
+                }),
+                removed: true,
+                reset: Term(8),
             },
         );
         DurableState {

@@ -248,7 +248,7 @@ fn grpc_admin_changes_answer_with_clear_statuses() {
             })
             .await
             .expect("set");
-        assert!(r.get_ref().message.contains("epoch"), "{:?}", r.get_ref());
+        assert!(r.get_ref().message.contains("term"), "{:?}", r.get_ref());
         let r = b
             .monitor(MonitorRequest {
                 group: "dead".into(),

@@ -203,7 +203,7 @@ impl pb::SentinelControl for Control {
             .change(&name, AdminRequest::Monitor { master, quorum })
             .await?;
         Ok(admin(format!(
-            "monitoring {name} (master {}, quorum {quorum}) on every sentinel from epoch {epoch}",
+            "monitoring {name} (master {}, quorum {quorum}) on every sentinel (term {epoch})",
             req.master.trim()
         )))
     }
@@ -215,7 +215,7 @@ impl pb::SentinelControl for Control {
         let name = required("group", &request.get_ref().group)?.to_owned();
         let epoch = self.change(&name, AdminRequest::Remove).await?;
         Ok(admin(format!(
-            "{name} removed on every sentinel from epoch {epoch}"
+            "{name} removed on every sentinel (term {epoch})"
         )))
     }
 
@@ -235,7 +235,7 @@ impl pb::SentinelControl for Control {
             )
             .await?;
         Ok(admin(format!(
-            "{option} of {name} set on every sentinel from epoch {epoch}"
+            "{option} of {name} set on every sentinel (term {epoch})"
         )))
     }
 

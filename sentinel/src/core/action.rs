@@ -130,13 +130,19 @@ pub struct DurableGroup {
     /// id, so that every id a master accepted writes under is known to every sentinel of its
     /// lease majority even after a restart; a leader learns it from its voters.
     pub lineage: BTreeMap<ReplId, ReplOffset>,
-    /// The options an operator last agreed for the group (`Monitor`, `SetOption`), carried by
-    /// every config from that epoch on; `None` while the config file's apply.
+    /// The term of the operator's last change of the group (`Term(0)`: none): options,
+    /// removal and reset have this epoch of their own, apart from the master's config epoch,
+    /// so that a change never competes with a failover; the highest wins everywhere.
+    pub agreed: Term,
+    /// The options an operator last agreed for the group (`Monitor`, `SetOption`); `None`
+    /// while the config file's apply.
     pub options: Option<GroupOptions>,
     /// The group was removed by an operator, or is known only through a vote for its
-    /// `Monitor`: not watched, but kept, so that its term, vote and epoch still rule out a
-    /// second vote in a term or an older config bringing it back.
+    /// `Monitor`: not watched, but kept, so that its term, vote and epochs still rule out a
+    /// second vote in a term or an older change bringing it back.
     pub removed: bool,
+    /// The term of the last `Reset` (discovered replicas forgotten).
+    pub reset: Term,
 }
 
 /// Why a sentinel runs for leader.
@@ -333,8 +339,8 @@ pub enum Event {
     AdminApplied {
         /// The group.
         group: GroupName,
-        /// The config epoch that carries the change.
-        epoch: ConfigEpoch,
+        /// The term of the change (`DurableGroup::agreed`).
+        agreed: Term,
         /// The group's master.
         master: NodeId,
         /// What changed.
@@ -346,8 +352,8 @@ pub enum Event {
         group: GroupName,
         /// The request, as the shell numbered it.
         id: u64,
-        /// The config epoch that carries the change.
-        epoch: ConfigEpoch,
+        /// The term of the change (`DurableGroup::agreed`).
+        agreed: Term,
     },
     /// The change `id` was refused or could not be agreed.
     AdminFailed {

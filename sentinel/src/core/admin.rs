@@ -1,15 +1,17 @@
 //! Operator changes of a group (`Monitor`, `SetOption`, `Remove`, `Reset`), agreed through a
 //! term like a failover.
 //!
-//! Owns `Pending` and the request, installation and confirmation of a change. Invariants: a
-//! change is installed only by the leader of a term of the group (one durable vote per (group,
-//! term), as for a failover) and becomes the config of that term, so a config epoch carries at
-//! most one change or promotion; every config carries the group's options and removal, so the
-//! highest epoch wins for them as it does for the master; a change is reported confirmed only
-//! once a majority of voters hold its epoch or a newer one, after which every later leader
-//! carries it (its voters include one of that majority, who refuse a candidate with an older
-//! epoch); a group nobody monitors any more stays as a removed entry, so a stale config or a
-//! second vote in one of its terms can never bring it back.
+//! Owns `Pending`, the request, installation, adoption and confirmation of a change.
+//! Invariants: a change is installed only by the leader of a term of the group (one durable vote
+//! per (group, term), as for a failover), under that term as its own epoch
+//! (`DurableGroup::agreed`), apart from the master's config epoch: a change of options never
+//! competes with a failover, and its leader, having promoted nothing, abandons the term at once
+//! so that its voters grant leases again. Only `Monitor` also installs its master, as the config
+//! of the term. The highest `agreed` wins everywhere; a change is reported confirmed only once a
+//! majority of voters hold it or a newer one, after which every later change carries it (its
+//! voters include one of that majority, who refuse a candidate with older options); a group
+//! nobody monitors any more stays as a removed entry, so a stale config or a second vote in one
+//! of its terms can never bring it back.
 
 use std::num::NonZeroU8;
 use std::time::Instant;
@@ -17,7 +19,7 @@ use std::time::Instant;
 use tracing::info;
 
 use super::action::{AdminError, AdminKind, Event};
-use super::config::GroupConfig;
+use super::config::{GroupConfig, GroupOptions};
 use super::election::Election;
 use super::input::{AdminChange, Gossip};
 use super::types::{ConfigEpoch, GroupName, NodeId, Quorum, Term};
@@ -30,8 +32,8 @@ pub(super) struct Pending {
     change: AdminChange,
     /// When the request arrived; it fails `failover_timeout` later if not confirmed.
     started: Instant,
-    /// The epoch under which this sentinel installed it, once it won its term.
-    installed: Option<ConfigEpoch>,
+    /// The term under which this sentinel installed it, once it won that term.
+    installed: Option<Term>,
 }
 
 impl Pending {
@@ -119,14 +121,16 @@ impl Sentinel {
             master,
             replicas: Default::default(),
             lineage: Default::default(),
+            agreed: Term(0),
             options: None,
             removed: true,
+            reset: Term(0),
         };
         let cfg = GroupConfig::new(group.as_str(), master, Vec::new(), Quorum(NonZeroU8::MIN));
         self.insert_group(now, cfg, durable);
     }
 
-    /// The leader of `term` installs its change as the config of that term.
+    /// The leader of `term` installs its change under `term`.
     pub(super) fn install_admin(&mut self, now: Instant, group: &GroupName, term: Term) {
         let g = self.groups.get_mut(group).expect("caller found the group");
         g.election = Election::Idle;
@@ -135,49 +139,129 @@ impl Sentinel {
             self.abandon_term(group, term);
             return;
         };
-        let epoch = ConfigEpoch::of_term(term);
         let kind = p.kind();
-        p.installed = Some(epoch);
+        p.installed = Some(term);
         let old_master = g.durable.master;
         let was_removed = g.durable.removed;
         match p.change.clone() {
             AdminChange::Monitor { master, options } => {
+                // The new group's master is the config of this term.
                 g.durable.removed = false;
+                g.durable.epoch = ConfigEpoch::of_term(term);
                 g.durable.master = master;
                 g.durable.replicas.clear();
                 g.durable.lineage.clear();
                 g.cfg.apply(&options);
                 g.durable.options = Some(options);
+                g.forget_opinions();
+                g.odown = false;
+                g.disagree_since.clear();
+                g.convergence_check = None;
             }
             AdminChange::Set { options } => {
                 g.cfg.apply(&options);
                 g.durable.options = Some(options);
             }
             AdminChange::Remove => g.durable.removed = true,
-            AdminChange::Reset => {}
+            AdminChange::Reset => g.durable.reset = term,
         }
-        g.durable.epoch = epoch;
-        g.forget_opinions();
-        g.odown = false;
-        g.disagree_since.clear();
-        g.convergence_check = None;
+        g.durable.agreed = term;
         if !g.is_fenced() {
             g.fenced_since = None;
         }
-        info!(%group, %epoch, change = kind.as_str(), "operator change installed");
+        let master = g.durable.master;
+        info!(%group, %term, change = kind.as_str(), "operator change installed");
         self.persist();
         if let Some(msg) = self.config_msg(group) {
             self.broadcast(msg);
         }
-        let master = self.groups[group].durable.master;
+        if kind != AdminKind::Monitor {
+            // Nothing was promoted in this term: its voters may grant leases again.
+            self.abandon_term(group, term);
+        }
         self.publish(Event::AdminApplied {
             group: group.clone(),
-            epoch,
+            agreed: term,
             master,
             change: kind,
         });
         self.after_admin_change(now, group, kind, old_master, was_removed);
         self.check_admin_confirmed(group);
+    }
+
+    /// Adopts an operator's change a peer installed, if it is newer than ours.
+    pub(super) fn adopt_agreed(
+        &mut self,
+        now: Instant,
+        group: &GroupName,
+        agreed: Term,
+        options: Option<GroupOptions>,
+        removed: bool,
+        reset: Term,
+    ) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        if agreed <= g.durable.agreed {
+            return;
+        }
+        let was_removed = g.durable.removed;
+        let options_changed = options.is_some() && options != g.durable.options;
+        if let Some(o) = &options {
+            g.cfg.apply(o);
+            g.durable.options = Some(o.clone());
+        }
+        let reset_now = reset > g.durable.reset;
+        g.durable.reset = g.durable.reset.max(reset);
+        g.durable.removed = removed;
+        g.durable.agreed = agreed;
+        if was_removed && !removed {
+            // Monitored again (or for the first time here): its replicas are found anew.
+            g.durable.replicas.clear();
+            g.forget_opinions();
+            g.odown = false;
+        }
+        let kind = if removed && !was_removed {
+            AdminKind::Remove
+        } else if was_removed && !removed {
+            AdminKind::Monitor
+        } else if reset_now {
+            AdminKind::Reset
+        } else {
+            AdminKind::Set
+        };
+        if removed && !was_removed {
+            let promoting = g.failover.as_ref().is_some_and(|f| f.promoting());
+            if g.failover.is_some() && !promoting {
+                self.abort_failover(now, group, super::AbortReason::NewerConfig);
+            }
+            let g = self.groups.get_mut(group).expect("group looked up above");
+            g.failover = None;
+            let candidacy = match g.election {
+                Election::Candidate { term, .. } => Some(term),
+                _ => None,
+            };
+            g.election = Election::Idle;
+            g.odown = false;
+            self.timers.cancel(&super::Timer::Election(group.clone()));
+            self.timers.cancel(&super::Timer::Failover(group.clone()));
+            if let Some(term) = candidacy {
+                self.abandon_term(group, term);
+            }
+        }
+        let master = self.groups[group].durable.master;
+        info!(%group, %agreed, change = kind.as_str(), "operator change adopted");
+        self.persist();
+        if options_changed || kind != AdminKind::Set {
+            self.publish(Event::AdminApplied {
+                group: group.clone(),
+                agreed,
+                master,
+                change: kind,
+            });
+        }
+        self.admin_on_newer_change(group);
+        self.after_admin_change(now, group, kind, master, was_removed);
     }
 
     /// Starts or stops watching what the change added or removed.
@@ -250,7 +334,7 @@ impl Sentinel {
             return;
         };
         let holders = 1 + g
-            .peer_epochs
+            .peer_agreed
             .iter()
             .filter(|(peer, e)| self.voters.contains(peer) && **e >= epoch)
             .count();
@@ -262,13 +346,13 @@ impl Sentinel {
         self.publish(Event::AdminConfirmed {
             group: group.clone(),
             id,
-            epoch,
+            agreed: epoch,
         });
     }
 
-    /// A newer config arrived: a pending change not installed yet is superseded; an installed
-    /// one survives if the newer config carries it.
-    pub(super) fn admin_on_newer_config(&mut self, group: &GroupName) {
+    /// A newer change arrived: a pending change not installed yet is superseded; an installed
+    /// one survives if the newer one carries it.
+    pub(super) fn admin_on_newer_change(&mut self, group: &GroupName) {
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };
@@ -286,10 +370,10 @@ impl Sentinel {
         let (id, installed) = (p.id, p.installed);
         g.admin = None;
         let event = match (carried, installed) {
-            (true, Some(epoch)) => Event::AdminConfirmed {
+            (true, Some(agreed)) => Event::AdminConfirmed {
                 group: group.clone(),
                 id,
-                epoch,
+                agreed,
             },
             _ => Event::AdminFailed {
                 group: group.clone(),
@@ -298,6 +382,27 @@ impl Sentinel {
             },
         };
         self.publish(event);
+    }
+
+    /// A pending change whose candidacy ended without winning (it voted for another candidate,
+    /// or a newer config arrived) fails at once rather than at its deadline.
+    pub(super) fn admin_candidacy_lost(&mut self, group: &GroupName) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let lost = g.admin.as_ref().is_some_and(|p| p.installed.is_none())
+            && matches!(g.election, Election::Idle);
+        if !lost {
+            return;
+        }
+        let Some(p) = g.admin.take() else {
+            return;
+        };
+        self.publish(Event::AdminFailed {
+            group: group.clone(),
+            id: p.id,
+            reason: AdminError::Superseded(group.clone()),
+        });
     }
 
     /// A change that could not be agreed or confirmed in `failover_timeout` fails.
@@ -349,8 +454,10 @@ impl Sentinel {
                 .iter()
                 .map(|(id, at)| (*id, *at))
                 .collect(),
+            agreed: g.durable.agreed,
             options: g.durable.options.clone(),
             removed: g.durable.removed,
+            reset: g.durable.reset,
         })
     }
 }

@@ -146,6 +146,7 @@ impl Sentinel {
         g.fenced_since = Some(now);
         let epoch = g.durable.epoch;
         let master = g.durable.master;
+        let agreed = g.durable.agreed;
         g.election = Election::Candidate {
             term,
             reason,
@@ -168,6 +169,7 @@ impl Sentinel {
             epoch,
             reason,
             master,
+            agreed,
         });
         self.timers
             .set(Timer::Election(group.clone()), now + self.cfg.vote_timeout);
@@ -184,6 +186,7 @@ impl Sentinel {
         epoch: ConfigEpoch,
         reason: ElectionReason,
         master: NodeId,
+        agreed: Term,
     ) {
         if reason == ElectionReason::Admin && !self.groups.contains_key(group) {
             // A `Monitor` of a group this sentinel does not know: the vote needs a durable
@@ -249,6 +252,10 @@ impl Sentinel {
             refuse("candidate's config epoch is older");
             granted = false;
         }
+        if granted && reason == ElectionReason::Admin && agreed < g.durable.agreed {
+            refuse("candidate's agreed options are older");
+            granted = false;
+        }
         let reason_ok = match reason {
             ElectionReason::MasterDown => master_down && !g.paused,
             // A fence left by a term nobody settles (its candidate died, or its `Abandoned`
@@ -298,6 +305,7 @@ impl Sentinel {
         if stepping_down {
             self.abort_failover(now, group, AbortReason::NewerTerm);
         }
+        self.admin_candidacy_lost(group);
         info!(%group, %term, candidate = %from, "+vote-for-leader");
         self.persist();
         self.publish(Event::VoteGranted {

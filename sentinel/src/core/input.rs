@@ -191,6 +191,9 @@ pub enum Gossip {
         /// The candidate's master of the group (for a `Monitor`, the new group's), so that a
         /// voter that does not know the group can record its vote.
         master: NodeId,
+        /// The candidate's `DurableGroup::agreed`; for an operator's change, a voter that
+        /// holds a newer one refuses (the change would be made on stale options).
+        agreed: Term,
     },
     /// A voter's answer.
     Vote {
@@ -239,10 +242,15 @@ pub enum Gossip {
         /// the other sentinels may never read it as a master (a stale leader can demote it at
         /// once), yet a later leader must compare replicas along it.
         lineage: Vec<(ReplId, ReplOffset)>,
+        /// The term of the operator's last change (`DurableGroup::agreed`), which `options`,
+        /// `removed` and `reset` belong to: adopted apart from `epoch` and `master`.
+        agreed: Term,
         /// The options an operator agreed for the group, if any (`DurableGroup::options`).
         options: Option<GroupOptions>,
         /// The group was removed (`DurableGroup::removed`).
         removed: bool,
+        /// The term of the last reset (`DurableGroup::reset`).
+        reset: Term,
     },
     /// Asks the receiver for its `Config` of `group` (the sender's heartbeat showed a newer
     /// one, or a group the receiver does not know).
@@ -281,9 +289,9 @@ pub enum Gossip {
     Heartbeat {
         /// The sender's voter set, for membership gossip.
         voters: Vec<SentinelId>,
-        /// `(group, epoch, master, agreed)` for every group the sender knows; `agreed` when
-        /// the group's config carries options an operator agreed, or its removal.
-        configs: Vec<(GroupName, ConfigEpoch, NodeId, bool)>,
+        /// `(group, epoch, master, agreed)` for every group the sender knows, `agreed` being
+        /// the term of the operator's last change of it (`DurableGroup::agreed`).
+        configs: Vec<(GroupName, ConfigEpoch, NodeId, Term)>,
     },
     /// A sentinel introduces itself (via seeds or the `__sentinel__:hello` channel).
     Hello,

@@ -128,9 +128,9 @@ struct Group {
     edges: BTreeSet<(ReplId, ReplId, ReplOffset)>,
     /// The operator's change this sentinel is running for, if any.
     admin: Option<admin::Pending>,
-    /// The config epoch each peer last reported for the group (heartbeats), to tell when an
-    /// operator's change is held by a majority.
-    peer_epochs: BTreeMap<SentinelId, ConfigEpoch>,
+    /// The operator's change (`DurableGroup::agreed`) each peer last reported for the group
+    /// (heartbeats), to tell when a change is held by a majority.
+    peer_agreed: BTreeMap<SentinelId, Term>,
 }
 
 /// The most history edges kept per group; a group sees a few per failover or restart.
@@ -156,8 +156,10 @@ impl Sentinel {
                     master: g.master,
                     replicas: g.replicas.iter().copied().collect(),
                     lineage: BTreeMap::new(),
+                    agreed: Term(0),
                     options: None,
                     removed: false,
+                    reset: Term(0),
                 };
                 (g.name.clone(), durable)
             })
@@ -363,8 +365,10 @@ impl Sentinel {
                 master: gcfg.master,
                 replicas: gcfg.replicas.iter().copied().collect(),
                 lineage: BTreeMap::new(),
+                agreed: Term(0),
                 options: None,
                 removed: false,
+                reset: Term(0),
             });
             if durable.removed || durable.options.is_some() {
                 tracing::warn!(group = %gcfg.name, removed = durable.removed, "an operator's change of this group overrides the config file");
@@ -410,7 +414,7 @@ impl Sentinel {
                 last_opinion_push: None,
                 edges: BTreeSet::new(),
                 admin: None,
-                peer_epochs: BTreeMap::new(),
+                peer_agreed: BTreeMap::new(),
             },
         );
         if !removed {

@@ -517,31 +517,6 @@ impl Sentinel {
         self.finish_convergence_check(group);
     }
 
-    /// Adopts `(epoch, master)` learnt without the rest of the config (options, removal), and
-    /// asks `from` for the whole of it if it was newer.
-    fn adopt_partial(
-        &mut self,
-        now: Instant,
-        from: crate::core::SentinelId,
-        group: &GroupName,
-        epoch: ConfigEpoch,
-        master: NodeId,
-    ) {
-        let newer = self
-            .groups
-            .get(group)
-            .is_some_and(|g| epoch > g.durable.epoch);
-        self.adopt_config(now, group, epoch, master, Vec::new());
-        if newer {
-            self.emit(Action::SendGossip {
-                to: from,
-                msg: Gossip::ConfigPull {
-                    group: group.clone(),
-                },
-            });
-        }
-    }
-
     /// Answers a peer's `ConfigQuery`, after adopting its config if it is newer.
     pub(super) fn handle_config_query(
         &mut self,
@@ -552,7 +527,7 @@ impl Sentinel {
         master: NodeId,
         id: u64,
     ) {
-        self.adopt_partial(now, from, group, epoch, master);
+        self.adopt_config(now, group, epoch, master, Vec::new());
         let Some(g) = self.groups.get(group) else {
             return;
         };
@@ -599,7 +574,7 @@ impl Sentinel {
         if epoch > check.epoch {
             // Our config is behind: the newer one wins, and the check is void.
             g.convergence_check = None;
-            self.adopt_partial(now, from, group, epoch, master);
+            self.adopt_config(now, group, epoch, master, Vec::new());
             return;
         }
         if fenced {

@@ -10,12 +10,11 @@ use std::time::Instant;
 use tracing::{debug, info};
 
 use super::Sentinel;
-use super::action::{AbortReason, AdminKind, ElectionReason, Event};
-use super::config::GroupOptions;
+use super::action::{AbortReason, ElectionReason, Event};
 use super::election::Election;
 use super::input::Gossip;
 use super::timers::Timer;
-use super::types::{ConfigEpoch, GroupName, NodeId, ReplId, ReplOffset, SentinelId};
+use super::types::{ConfigEpoch, GroupName, NodeId, ReplId, ReplOffset, SentinelId, Term};
 
 impl Sentinel {
     pub(super) fn handle_gossip(&mut self, now: Instant, from: SentinelId, msg: Gossip) {
@@ -44,7 +43,8 @@ impl Sentinel {
                 epoch,
                 reason,
                 master,
-            } => self.handle_request_vote(now, from, &group, term, epoch, reason, master),
+                agreed,
+            } => self.handle_request_vote(now, from, &group, term, epoch, reason, master, agreed),
             vote @ Gossip::Vote { .. } => self.handle_vote(now, from, vote),
             Gossip::Abandoned { group, term } => self.handle_abandoned(from, &group, term),
             Gossip::Maintenance { group, paused } => self.apply_maintenance(now, &group, paused),
@@ -53,20 +53,24 @@ impl Sentinel {
                 epoch,
                 master,
                 lineage,
+                agreed,
                 options,
                 removed,
+                reset,
             } => {
                 if !self.groups.contains_key(&group) {
                     // Only a group an operator added (or removed) travels to sentinels that
                     // do not know it; one from another sentinel's config file does not.
-                    if (options.is_none() && !removed) || self.groups.len() >= super::MAX_GROUPS {
+                    if agreed == Term(0) || self.groups.len() >= super::MAX_GROUPS {
                         return;
                     }
                     self.insert_removed(now, &group, master);
                 }
-                let before = self.groups.get(&group).map(|g| g.durable.epoch);
-                self.adopt_config_with(now, &group, epoch, master, lineage, options, removed);
-                let after = self.groups.get(&group).map(|g| g.durable.epoch);
+                let before = self.groups.get(&group).map(|g| g.durable.agreed);
+                // The master first: a group monitored again starts from its new master.
+                self.adopt_config(now, &group, epoch, master, lineage);
+                self.adopt_agreed(now, &group, agreed, options, removed, reset);
+                let after = self.groups.get(&group).map(|g| g.durable.agreed);
                 if after > before {
                     // Tell the sender at once that we hold it (an operator waits for that).
                     if let Some(entry) = self.heartbeat_entry(&group) {
@@ -93,10 +97,10 @@ impl Sentinel {
             } => self.handle_config_query(now, from, &group, epoch, master, id),
             answer @ Gossip::ConfigAnswer { .. } => self.handle_config_answer(now, from, answer),
             Gossip::Heartbeat { voters: _, configs } => {
-                for (group, epoch, _master, agreed) in configs {
+                for (group, epoch, master, agreed) in configs {
                     let Some(g) = self.groups.get_mut(&group) else {
-                        if agreed && epoch > ConfigEpoch(0) && self.groups.len() < super::MAX_GROUPS
-                        {
+                        if agreed > Term(0) && self.groups.len() < super::MAX_GROUPS {
+                            // An operator added (or removed) a group we do not know.
                             self.emit(crate::core::Action::SendGossip {
                                 to: from,
                                 msg: Gossip::ConfigPull { group },
@@ -104,17 +108,21 @@ impl Sentinel {
                         }
                         continue;
                     };
-                    let mine = g.durable.epoch;
-                    g.peer_epochs.insert(from, epoch);
-                    if epoch > mine {
-                        // The whole config (options, removal) comes with a `Config`.
+                    g.peer_agreed.insert(from, agreed);
+                    let mine = (g.durable.epoch, g.durable.agreed);
+                    if epoch > mine.0 {
+                        self.adopt_config(now, &group, epoch, master, Vec::new());
+                    }
+                    if agreed > mine.1 {
+                        // Options come whole, with a `Config`.
                         self.emit(crate::core::Action::SendGossip {
                             to: from,
                             msg: Gossip::ConfigPull {
                                 group: group.clone(),
                             },
                         });
-                    } else if epoch < mine {
+                    }
+                    if epoch < mine.0 || agreed < mine.1 {
                         // The peer is behind: tell it at once rather than at our next heartbeat.
                         if let Some(msg) = self.config_msg(&group) {
                             self.emit(crate::core::Action::SendGossip { to: from, msg });
@@ -127,13 +135,16 @@ impl Sentinel {
     }
 
     /// This sentinel's heartbeat entry for `group`.
-    fn heartbeat_entry(&self, group: &GroupName) -> Option<(GroupName, ConfigEpoch, NodeId, bool)> {
+    pub(super) fn heartbeat_entry(
+        &self,
+        group: &GroupName,
+    ) -> Option<(GroupName, ConfigEpoch, NodeId, Term)> {
         let g = self.groups.get(group)?;
         Some((
             group.clone(),
             g.durable.epoch,
             g.durable.master,
-            g.durable.options.is_some() || g.durable.removed,
+            g.durable.agreed,
         ))
     }
 
@@ -141,7 +152,7 @@ impl Sentinel {
         self.timers
             .set(Timer::Heartbeat, now + self.cfg.heartbeat_interval);
         let names: Vec<GroupName> = self.groups.keys().cloned().collect();
-        let configs: Vec<(GroupName, ConfigEpoch, NodeId, bool)> = names
+        let configs: Vec<(GroupName, ConfigEpoch, NodeId, Term)> = names
             .iter()
             .filter_map(|name| self.heartbeat_entry(name))
             .collect();
@@ -179,55 +190,10 @@ impl Sentinel {
         master: NodeId,
         lineage: Vec<(ReplId, ReplOffset)>,
     ) {
-        self.adopt_config_with(now, group, epoch, master, lineage, None, false);
-    }
-
-    /// `adopt_config` with the options and removal the config carries (`None` options: the
-    /// sender knows of no operator's options, keep ours).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn adopt_config_with(
-        &mut self,
-        now: Instant,
-        group: &GroupName,
-        epoch: ConfigEpoch,
-        master: NodeId,
-        lineage: Vec<(ReplId, ReplOffset)>,
-        options: Option<GroupOptions>,
-        removed: bool,
-    ) {
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };
-        let same = epoch == g.durable.epoch && master == g.durable.master;
-        let options_news = options.is_some() && options != g.durable.options;
-        if same && (options_news || (removed && !g.durable.removed)) {
-            // Our config of this epoch came without its options (a `ConfigQuery` or its
-            // answer carries none): one leader made it, so the full one is the same config.
-            if let Some(o) = &options {
-                g.cfg.apply(o);
-                g.durable.options = Some(o.clone());
-            }
-            let was_removed = g.durable.removed;
-            g.durable.removed |= removed;
-            super::monitor::merge_lineage(&mut g.durable.lineage, lineage);
-            let change = if g.durable.removed && !was_removed {
-                AdminKind::Remove
-            } else {
-                AdminKind::Set
-            };
-            self.persist();
-            self.publish(Event::AdminApplied {
-                group: group.clone(),
-                epoch,
-                master,
-                change,
-            });
-            if change == AdminKind::Remove {
-                self.after_admin_change(now, group, change, master, false);
-            }
-            return;
-        }
-        if same {
+        if epoch == g.durable.epoch && master == g.durable.master {
             if super::monitor::merge_lineage(&mut g.durable.lineage, lineage) {
                 // Durable before the next lease grant, which waits for this `Persist`.
                 self.persist();
@@ -266,27 +232,16 @@ impl Sentinel {
             // ours) would stand until some election settled it.
             self.abandon_term(group, term);
         }
+        self.admin_candidacy_lost(group);
         let g = self.groups.get_mut(group).expect("group looked up above");
         let old = g.durable.master;
-        let was_removed = g.durable.removed;
-        let old_options = g.durable.options.clone();
         g.durable.epoch = epoch;
         g.durable.master = master;
         g.durable.replicas.remove(&master);
-        if old != master && !was_removed {
+        if old != master {
             g.durable.replicas.insert(old);
         }
-        if was_removed && !removed {
-            // Monitored again (or for the first time here): its replicas are discovered anew.
-            g.durable.replicas.clear();
-        }
-        if let Some(o) = &options {
-            g.cfg.apply(o);
-            g.durable.options = Some(o.clone());
-        }
-        g.durable.removed = removed;
         g.forget_opinions();
-        g.odown = g.odown && !removed;
         g.disagree_since.clear();
         g.convergence_check = None;
         g.durable.lineage.clear();
@@ -294,45 +249,19 @@ impl Sentinel {
         if !g.is_fenced() {
             g.fenced_since = None;
         }
-        let change = if removed && !was_removed {
-            Some(AdminKind::Remove)
-        } else if was_removed && !removed {
-            Some(AdminKind::Monitor)
-        } else if !removed && options.is_some() && options != old_options {
-            Some(AdminKind::Set)
-        } else {
-            None
-        };
-        self.persist();
-        if let Some(change) = change {
-            info!(%group, %epoch, change = change.as_str(), "operator change adopted");
-            self.publish(Event::AdminApplied {
-                group: group.clone(),
-                epoch,
-                master,
-                change,
-            });
-        }
-        self.admin_on_newer_config(group);
-        if removed || was_removed {
-            self.after_admin_change(
-                now,
-                group,
-                change.unwrap_or(AdminKind::Set),
-                old,
-                was_removed,
-            );
+        if g.durable.removed {
+            // Nobody here watches it: the config is only kept.
+            self.persist();
             return;
         }
-        if old != master {
-            info!(%group, %old, new = %master, %epoch, "+switch-master");
-            self.publish(Event::SwitchMaster {
-                group: group.clone(),
-                old,
-                new: master,
-                epoch,
-            });
-        }
+        info!(%group, %old, new = %master, %epoch, "+switch-master");
+        self.persist();
+        self.publish(Event::SwitchMaster {
+            group: group.clone(),
+            old,
+            new: master,
+            epoch,
+        });
         if !self.nodes.contains_key(&master) {
             self.watch_node(now, group, master);
         }

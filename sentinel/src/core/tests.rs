@@ -72,6 +72,7 @@ fn request_vote(term: u64) -> Gossip {
         epoch: ConfigEpoch(0),
         reason: ElectionReason::MasterDown,
         master: M,
+        agreed: Term(0),
     }
 }
 
@@ -252,6 +253,8 @@ fn a_newer_config_wins_and_is_persisted_before_it_is_published() {
         lineage: Vec::new(),
         options: None,
         removed: false,
+        agreed: Term(0),
+        reset: Term(0),
     };
     s.handle(
         t0,
@@ -272,22 +275,12 @@ fn a_newer_config_wins_and_is_persisted_before_it_is_published() {
     );
     assert_eq!(
         decisions(&mut s),
-        vec![
-            Action::Publish(Event::SwitchMaster {
-                group: group(),
-                old: M,
-                new: R,
-                epoch: ConfigEpoch(3),
-            }),
-            // The sender learns at once that we hold it.
-            Action::SendGossip {
-                to: S2,
-                msg: Gossip::Heartbeat {
-                    voters: vec![S1, S2, S3],
-                    configs: vec![(group(), ConfigEpoch(3), R, false)],
-                },
-            },
-        ]
+        vec![Action::Publish(Event::SwitchMaster {
+            group: group(),
+            old: M,
+            new: R,
+            epoch: ConfigEpoch(3),
+        })]
     );
     // An older config changes nothing.
     let old = Gossip::Config {
@@ -297,6 +290,8 @@ fn a_newer_config_wins_and_is_persisted_before_it_is_published() {
         lineage: Vec::new(),
         options: None,
         removed: false,
+        agreed: Term(0),
+        reset: Term(0),
     };
     s.handle(t0, Input::GossipReceived { from: S3, msg: old });
     assert_eq!(decisions(&mut s), vec![]);
@@ -528,6 +523,8 @@ fn an_empty_master_is_taken_for_restarted_only_if_a_replica_holds_its_history() 
             ],
             options: None,
             removed: false,
+            agreed: Term(0),
+            reset: Term(0),
         };
         s.handle(t0, Input::GossipReceived { from: S2, msg });
         for node in [M, R] {
@@ -775,9 +772,9 @@ impl Trio {
         self.pump();
     }
 
-    fn verdict(&self, id: u64) -> Option<Result<ConfigEpoch, AdminError>> {
+    fn verdict(&self, id: u64) -> Option<Result<Term, AdminError>> {
         self.events.iter().find_map(|(_, e)| match e {
-            Event::AdminConfirmed { id: i, epoch, .. } if *i == id => Some(Ok(*epoch)),
+            Event::AdminConfirmed { id: i, agreed, .. } if *i == id => Some(Ok(*agreed)),
             Event::AdminFailed { id: i, reason, .. } if *i == id => Some(Err(reason.clone())),
             _ => None,
         })
@@ -792,8 +789,8 @@ fn an_operators_option_change_is_agreed_and_applied_on_every_sentinel() {
     o.quorum = Quorum(NonZeroU8::new(3).expect("three is not zero"));
     o.extra.insert("auth-pass".into(), "pw".into());
     t.request(S2, 1, "g", AdminChange::Set { options: o.clone() });
-    let epoch = t.verdict(1).expect("a verdict").expect("confirmed");
-    assert!(epoch > ConfigEpoch(0));
+    let agreed = t.verdict(1).expect("a verdict").expect("confirmed");
+    assert!(agreed > Term(0));
     for s in &t.s {
         assert_eq!(
             s.group_options(&group()).as_ref(),
@@ -801,12 +798,12 @@ fn an_operators_option_change_is_agreed_and_applied_on_every_sentinel() {
             "on {}",
             s.id()
         );
-        assert_eq!(
-            s.config_of(&group()),
-            Some((epoch, M)),
-            "same epoch, same master"
-        );
-        assert_eq!(s.durable().groups[&group()].options.as_ref(), Some(&o));
+        // The master's config is not touched: options have their own epoch.
+        assert_eq!(s.config_of(&group()), Some((ConfigEpoch(0), M)));
+        let d = &s.durable().groups[&group()];
+        assert_eq!((d.agreed, d.options.as_ref()), (agreed, Some(&o)));
+        // The change's term was abandoned: no voter is left fenced (leases flow again).
+        assert!(!s.groups[&group()].is_fenced(), "{} still fenced", s.id());
     }
     // No master changed, so no +switch-master.
     assert!(
@@ -838,7 +835,7 @@ fn a_monitored_group_reaches_every_sentinel_and_a_removed_one_never_comes_back()
     let added = t.verdict(1).expect("a verdict").expect("confirmed");
     for s in &t.s {
         assert!(s.group_names().contains(&h), "{} monitors h", s.id());
-        assert_eq!(s.config_of(&h), Some((added, master)));
+        assert_eq!(s.config_of(&h), Some((ConfigEpoch::of_term(added), master)));
     }
     // Watched: the new master is probed.
     t.s[1].handle_timeout(t.now + Duration::from_secs(1));
@@ -874,11 +871,13 @@ fn a_monitored_group_reaches_every_sentinel_and_a_removed_one_never_comes_back()
     // The config that added it, delivered late, does not bring it back.
     let stale = Gossip::Config {
         group: h.clone(),
-        epoch: added,
+        epoch: ConfigEpoch::of_term(added),
         master,
         lineage: Vec::new(),
         options: Some(options),
         removed: false,
+        agreed: added,
+        reset: Term(0),
     };
     t.s[0].handle(
         t.now,

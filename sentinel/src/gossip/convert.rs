@@ -154,12 +154,14 @@ pub fn encode(msg: &Gossip, nodes: &NodeTable) -> Option<pb::Envelope> {
             epoch,
             reason,
             master,
+            agreed,
         } => Msg::RequestVote(pb::RequestVote {
             group: group.to_string(),
             term: term.0,
             epoch: epoch.0,
             reason: reason_to_pb(*reason) as i32,
             master: addr(*master)?,
+            agreed: agreed.0,
         }),
         Gossip::Vote {
             group,
@@ -197,8 +199,10 @@ pub fn encode(msg: &Gossip, nodes: &NodeTable) -> Option<pb::Envelope> {
             epoch,
             master,
             lineage,
+            agreed,
             options,
             removed,
+            reset,
         } => Msg::GroupConfig(pb::GroupConfig {
             group: group.to_string(),
             epoch: epoch.0,
@@ -206,6 +210,8 @@ pub fn encode(msg: &Gossip, nodes: &NodeTable) -> Option<pb::Envelope> {
             lineage: lineage_to_pb(lineage),
             options: options.as_ref().map(options_to_pb),
             removed: *removed,
+            agreed: agreed.0,
+            reset: reset.0,
         }),
         Gossip::ConfigPull { group } => Msg::ConfigPull(pb::ConfigPull {
             group: group.to_string(),
@@ -241,7 +247,7 @@ pub fn encode(msg: &Gossip, nodes: &NodeTable) -> Option<pb::Envelope> {
                     group: group.to_string(),
                     epoch: epoch.0,
                     master: addr(*master)?,
-                    agreed: *agreed,
+                    agreed: agreed.0,
                 });
             }
             Msg::Heartbeat(pb::Heartbeat {
@@ -305,6 +311,7 @@ pub fn decode(env: pb::Envelope, nodes: &mut NodeTable) -> Result<Decoded, Conve
                 epoch: ConfigEpoch(r.epoch),
                 reason,
                 master: intern(nodes, master)?,
+                agreed: Term(r.agreed),
             }
         }
         Msg::Vote(v) => {
@@ -349,8 +356,10 @@ pub fn decode(env: pb::Envelope, nodes: &mut NodeTable) -> Result<Decoded, Conve
                 epoch: ConfigEpoch(c.epoch),
                 master: intern(nodes, master)?,
                 lineage: lineage_from_pb(&c.lineage),
+                agreed: Term(c.agreed),
                 options,
                 removed: c.removed,
+                reset: Term(c.reset),
             }
         }
         Msg::ConfigPull(p) => Gossip::ConfigPull {
@@ -390,7 +399,7 @@ pub fn decode(env: pb::Envelope, nodes: &mut NodeTable) -> Result<Decoded, Conve
                     group_name(&c.group)?,
                     ConfigEpoch(c.epoch),
                     node_addr(&c.master)?,
-                    c.agreed,
+                    Term(c.agreed),
                 ));
             }
             let mut configs = Vec::with_capacity(parsed.len());
@@ -671,6 +680,7 @@ mod tests {
                 epoch: ConfigEpoch(6),
                 reason: ElectionReason::MasterDown,
                 master: a,
+                agreed: Term(0),
             },
             Gossip::RequestVote {
                 group: g("g"),
@@ -678,6 +688,7 @@ mod tests {
                 epoch: ConfigEpoch(6),
                 reason: ElectionReason::Manual,
                 master: a,
+                agreed: Term(0),
             },
             Gossip::RequestVote {
                 group: g("g"),
@@ -685,6 +696,7 @@ mod tests {
                 epoch: ConfigEpoch(6),
                 reason: ElectionReason::Switchover,
                 master: a,
+                agreed: Term(0),
             },
             Gossip::RequestVote {
                 group: g("g"),
@@ -692,6 +704,7 @@ mod tests {
                 epoch: ConfigEpoch(6),
                 reason: ElectionReason::Fenced,
                 master: a,
+                agreed: Term(0),
             },
             Gossip::RequestVote {
                 group: g("new"),
@@ -699,6 +712,7 @@ mod tests {
                 epoch: ConfigEpoch(0),
                 reason: ElectionReason::Admin,
                 master: b,
+                agreed: Term(0),
             },
             Gossip::Vote {
                 group: g("g"),
@@ -734,6 +748,8 @@ mod tests {
                 lineage: vec![(ReplId(9), ReplOffset(99))],
                 options: None,
                 removed: false,
+                agreed: Term(0),
+                reset: Term(0),
             },
             Gossip::Config {
                 group: g("h"),
@@ -752,6 +768,8 @@ mod tests {
                         .collect(),
                 }),
                 removed: true,
+                agreed: Term(0),
+                reset: Term(0),
             },
             Gossip::ConfigPull { group: g("h") },
             Gossip::ConfigQuery {
@@ -770,8 +788,8 @@ mod tests {
             Gossip::Heartbeat {
                 voters: vec![SentinelId(1), SentinelId(u32::MAX)],
                 configs: vec![
-                    (g("a"), ConfigEpoch(1), a, false),
-                    (g("b c"), ConfigEpoch(2), b, true),
+                    (g("a"), ConfigEpoch(1), a, Term(0)),
+                    (g("b c"), ConfigEpoch(2), b, Term(5)),
                 ],
             },
             Gossip::Hello,
@@ -900,6 +918,7 @@ mod tests {
                     epoch: 0,
                     reason: value,
                     master: "10.0.0.1:1".into(),
+                    agreed: 0,
                 })),
             };
             assert_eq!(
@@ -961,6 +980,8 @@ mod tests {
                 lineage: vec![pb::LineageEntry::default(); MAX_LINEAGE + 1],
                 options: None,
                 removed: false,
+                agreed: 0,
+                reset: 0,
             })),
         };
         assert!(matches!(reject(config), ConvertError::TooMany { .. }));
@@ -972,7 +993,7 @@ mod tests {
                         group: "g".into(),
                         epoch: 1,
                         master: "10.0.0.1:1".into(),
-                        agreed: false,
+                        agreed: 0,
                     };
                     configs
                 ],
@@ -1016,13 +1037,13 @@ mod tests {
                         group: "g".into(),
                         epoch: 1,
                         master: "10.0.0.1:1".into(),
-                        agreed: false,
+                        agreed: 0,
                     },
                     pb::GroupEpoch {
                         group: "g".into(),
                         epoch: 1,
                         master: "bad".into(),
-                        agreed: false,
+                        agreed: 0,
                     },
                 ],
             })),
