@@ -1,7 +1,8 @@
 //! The sans-IO sentinel core: one `Sentinel` value per process, driven by the shell.
 //!
 //! Owns the whole decision logic: failure detection (`monitor`), elections (`election`),
-//! failovers and switchovers (`failover`), peers, heartbeats and config convergence (`peers`).
+//! failovers and switchovers (`failover`), peers, heartbeats and config convergence (`peers`),
+//! operators' changes of groups (`admin`).
 //! Invariants: no socket, file, clock or unseeded randomness in here; an action that depends on
 //! durable state (a vote, a vote request, a promotion, a new config) is released only after the
 //! `Persist` carrying that state was confirmed by `Input::Persisted`.
