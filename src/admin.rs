@@ -133,8 +133,9 @@ enum AdminCommand {
         /// The group's name.
         name: String,
     },
-    /// Change one option of a group (down-after-ms, failover-timeout-ms, parallel-syncs,
-    /// quorum, …).
+    /// Change one option of a group, on every sentinel (quorum, down-after-milliseconds,
+    /// failover-timeout, parallel-syncs, sync-replicas, preferred-dc, auth-pass, auth-user,
+    /// redis-min-replicas).
     Set {
         /// The group's name.
         name: String,

@@ -44,6 +44,10 @@ pub enum ReadPolicy {
     /// Reads go to a random replica the sentinels see up (possibly stale data), and to the master
     /// when there is none or it fails.
     ReplicaPreferred,
+    /// Reads go to a random replica in the client's data centre (`ClientOptions::dc`, matched
+    /// against the replicas' `--dc` labels), and to the master when there is none or it fails:
+    /// a replica across a WAN is no nearer than the master.
+    SameDc,
 }
 
 /// How long a write that was refused as not applied waits for a newer master before it tries
@@ -55,6 +59,8 @@ pub const SAME_MASTER_RETRY: Duration = Duration::from_millis(100);
 pub struct ClientOptions {
     /// Where reads go.
     pub read_policy: ReadPolicy,
+    /// The data centre this client runs in, for `ReadPolicy::SameDc`.
+    pub dc: Option<String>,
     /// How long a call waits in all for a master: for the first one to be announced, and for a
     /// new one after a failover signal. Reads retry within the same bound.
     pub write_timeout: Duration,
@@ -75,6 +81,7 @@ impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             read_policy: ReadPolicy::Master,
+            dc: None,
             write_timeout: Duration::from_secs(5),
             password: None,
             connect_timeout: Duration::from_secs(1),
@@ -198,7 +205,7 @@ impl Client {
         let started = Instant::now();
         let budget = inner.opts.write_timeout;
         let group = inner.group.as_str();
-        if inner.opts.read_policy == ReadPolicy::ReplicaPreferred {
+        if inner.opts.read_policy != ReadPolicy::Master {
             if let Some(result) = inner.read_on_replica(&cmd).await {
                 return result;
             }
@@ -260,6 +267,7 @@ struct Conns {
 struct Replicas {
     /// The config epoch of the master they replicate.
     epoch: u64,
+    /// The replicas the read policy allows.
     addrs: Vec<String>,
     fetched: Instant,
     /// Connections to some of `addrs` (so at most `addrs.len()`).
@@ -384,15 +392,23 @@ impl Inner {
             _ => None,
         };
         if addrs.is_none() {
-            let listed = match self.watcher.replicas(&self.group).await {
+            let listed = match self.watcher.replicas_by_dc(&self.group).await {
                 Ok(listed) => listed,
                 Err(e) => {
                     debug!(group = %self.group, error = %e, "listing replicas failed");
                     Vec::new()
                 }
             };
+            let here = self.opts.dc.as_deref().unwrap_or_default();
+            let same_dc = self.opts.read_policy == ReadPolicy::SameDc;
             // The master may still be listed by a sentinel that lags behind the failover.
-            let listed: Vec<String> = listed.into_iter().filter(|a| *a != master.addr).collect();
+            let listed: Vec<String> = listed
+                .into_iter()
+                .filter(|(a, dc)| {
+                    *a != master.addr && (!same_dc || (!here.is_empty() && dc == here))
+                })
+                .map(|(a, _)| a)
+                .collect();
             let mut conns = self.conns();
             let mut kept = HashMap::new();
             if let Some(old) = conns.replicas.take() {

@@ -13,7 +13,7 @@
 //! - `client`: `Client`, `ClientOptions`, `ReadPolicy`. Writes go to the master; `-READONLY`,
 //!   `-NOLEASE` and failed connects make a write wait (bounded) for a newer master and retry once
 //!   there; a connection lost after sending gives `ClientError::Unknown` (at-most-once writes).
-//!   Reads go by policy and are retried.
+//!   Reads go by policy (master, replica-preferred, same-DC) and are retried.
 //! - `error`: `ClientError`.
 //!
 //! Invariants: the config epoch a watcher reports for a group never decreases; a client never

@@ -185,6 +185,16 @@ impl MasterWatcher {
     /// The replicas of `group` that the sentinels see up and linked to their master, from a
     /// one-shot `GetGroup` call (to the sentinel the stream is on first, then the others).
     pub async fn replicas(&self, group: &str) -> Result<Vec<String>, ClientError> {
+        Ok(self
+            .replicas_by_dc(group)
+            .await?
+            .into_iter()
+            .map(|(addr, _)| addr)
+            .collect())
+    }
+
+    /// `replicas`, each with its data-centre label (empty when it has none).
+    pub async fn replicas_by_dc(&self, group: &str) -> Result<Vec<(String, String)>, ClientError> {
         let shared = &self.shared;
         let n = shared.endpoints.len();
         let start = shared.sentinel.load(Ordering::Relaxed);
@@ -209,8 +219,8 @@ impl MasterWatcher {
                         .replicas
                         .into_iter()
                         .filter(|r| !r.down && r.link != "down" && r.link != "connecting")
-                        .map(|r| r.addr)
-                        .filter(|a| valid_addr(a))
+                        .map(|r| (r.addr, r.dc))
+                        .filter(|(a, _)| valid_addr(a))
                         .take(MAX_REPLICAS)
                         .collect();
                     return Ok(replicas);

@@ -26,6 +26,7 @@ use crate::core::{
 };
 use crate::events::{self, EventRecord, NodeLookup};
 use crate::gossip::{self, TransportConfig, TransportEvent, TransportHandle};
+use crate::group_admin::{AdminFailure, AdminRequest};
 use crate::nodes::{self, NodeAddr, NodeTable};
 use crate::settings::{GroupSettings, Settings};
 use crate::state::{self, StateError};
@@ -222,6 +223,15 @@ pub enum ShellInput {
         /// The parsed reply.
         report: NodeReport,
     },
+    /// An operator's change of a group; the verdict goes to `reply`.
+    Admin {
+        /// The group (for a reset, a glob pattern of groups is resolved by the port).
+        group: String,
+        /// The change.
+        request: crate::group_admin::AdminRequest,
+        /// Receives the term of the change once a majority holds it, or why not.
+        reply: oneshot::Sender<Result<u64, AdminFailure>>,
+    },
 }
 
 /// Handles the query ports hold.
@@ -275,7 +285,13 @@ struct Shell {
     /// `VIGIL REVOKE` waits for it, so that writers block on the pause rather than see
     /// `-NOLEASE`. At most one entry per node (a newer pause replaces it).
     pausing: HashMap<NodeId, oneshot::Receiver<()>>,
+    /// Operators' requests waiting for the core's verdict, by request id.
+    admin_waiters: HashMap<u64, oneshot::Sender<Result<u64, AdminFailure>>>,
+    next_admin_id: u64,
 }
+
+/// The most operator requests in flight at once.
+const MAX_ADMIN_WAITERS: usize = 64;
 
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
@@ -475,6 +491,8 @@ pub async fn run(
         },
         peer_endpoints: BTreeMap::new(),
         pausing: HashMap::new(),
+        admin_waiters: HashMap::new(),
+        next_admin_id: 1,
     };
     shell.refresh();
     on_ready(&Endpoints {
@@ -602,6 +620,34 @@ impl Shell {
                 });
             }
             Action::Publish(event) => {
+                match &event {
+                    crate::core::Event::AdminConfirmed { id, agreed, .. } => {
+                        if let Some(tx) = self.admin_waiters.remove(id) {
+                            let _ = tx.send(Ok(agreed.0));
+                        }
+                    }
+                    crate::core::Event::AdminFailed { id, reason, .. } => {
+                        if let Some(tx) = self.admin_waiters.remove(id) {
+                            let _ = tx.send(Err(AdminFailure::Core(reason.clone())));
+                        }
+                    }
+                    crate::core::Event::AdminApplied { group, .. } => {
+                        // Connections are rebuilt with the group's new options (auth).
+                        let members: Vec<NodeId> = self
+                            .handles
+                            .keys()
+                            .copied()
+                            .filter(|n| self.group_of(*n).as_ref() == Some(group))
+                            .collect();
+                        for n in members {
+                            self.handles.remove(&n);
+                        }
+                        if let Some((_, token)) = self.hello_subs.remove(group) {
+                            token.cancel();
+                        }
+                    }
+                    _ => {}
+                }
                 let mut record = events::render(&event, SystemTime::now(), &Lookup(self));
                 if let crate::core::Event::Promoted { group, node, .. } = &event {
                     // Redis names the promoted node as the replica it was, of the old master;
@@ -650,11 +696,11 @@ impl Shell {
         let group = self.group_of(node);
         let gs = group
             .as_ref()
-            .and_then(|g| self.settings.groups.iter().find(|s| s.name == g.as_str()))
-            .or(self.settings.groups.first());
+            .and_then(|g| self.group_settings(g))
+            .or_else(|| self.settings.groups.first().cloned());
         let cfg = BackendConfig {
-            auth_user: gs.and_then(|g| g.auth_user.clone()),
-            auth_pass: gs.and_then(|g| g.auth_pass.clone()),
+            auth_user: gs.as_ref().and_then(|g| g.auth_user.clone()),
+            auth_pass: gs.as_ref().and_then(|g| g.auth_pass.clone()),
             timeout: self.settings.timing.backend_timeout,
             client_name: "vigil-sentinel".into(),
         };
@@ -810,12 +856,7 @@ impl Shell {
         let Some(group) = self.group_of(node) else {
             return;
         };
-        let Some(gs) = self
-            .settings
-            .groups
-            .iter()
-            .find(|g| g.name == group.as_str())
-        else {
+        let Some(gs) = self.group_settings(&group) else {
             return;
         };
         let has_replicas = self
@@ -844,9 +885,103 @@ impl Shell {
         });
     }
 
+    /// A group's settings as they apply now: its config file entry (or the defaults, for a
+    /// group added at run time) with the options the sentinels agreed on top.
+    fn group_settings(&self, group: &GroupName) -> Option<GroupSettings> {
+        let options = self.core.group_options(group)?;
+        let master = self
+            .core
+            .group_view(group)
+            .and_then(|v| self.nodes.addr(v.master).cloned())?;
+        let base = match self
+            .settings
+            .groups
+            .iter()
+            .find(|s| s.name == group.as_str())
+        {
+            Some(s) => s.clone(),
+            None => GroupSettings::new(group.as_str(), master, options.quorum.0.get()).ok()?,
+        };
+        Some(crate::group_admin::effective(base, &options))
+    }
+
+    /// An operator's change: checked, turned into the core's terms, and submitted; the verdict
+    /// comes back as an event (`AdminConfirmed`/`AdminFailed`).
+    fn on_admin(
+        &mut self,
+        group: String,
+        request: AdminRequest,
+        reply: oneshot::Sender<Result<u64, AdminFailure>>,
+    ) {
+        self.admin_waiters.retain(|_, tx| !tx.is_closed());
+        if self.admin_waiters.len() >= MAX_ADMIN_WAITERS {
+            let _ = reply.send(Err(AdminFailure::Unavailable));
+            return;
+        }
+        if let Err(e) = crate::settings::check_name(&group) {
+            let _ = reply.send(Err(AdminFailure::Invalid(e.to_string())));
+            return;
+        }
+        let name = GroupName::new(&group);
+        info!(%group, request = request.name(), "operator request");
+        let change = match request {
+            AdminRequest::Monitor { master, quorum } => {
+                let settings = match GroupSettings::new(&group, master.clone(), quorum) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = reply.send(Err(AdminFailure::Invalid(e.to_string())));
+                        return;
+                    }
+                };
+                let Some(node) = self.nodes.intern(&master) else {
+                    let _ = reply.send(Err(AdminFailure::Invalid("the node table is full".into())));
+                    return;
+                };
+                self.node_group.insert(node, name.clone());
+                crate::core::AdminChange::Monitor {
+                    master: node,
+                    options: crate::group_admin::options_of(&settings),
+                }
+            }
+            AdminRequest::Set { options } => {
+                let Some(mut o) = self.core.group_options(&name) else {
+                    let _ = reply.send(Err(AdminFailure::Core(crate::core::AdminError::Unknown(
+                        name,
+                    ))));
+                    return;
+                };
+                for (k, v) in &options {
+                    if let Err(e) = crate::group_admin::apply_option(&mut o, k, v) {
+                        let _ = reply.send(Err(e));
+                        return;
+                    }
+                }
+                crate::core::AdminChange::Set { options: o }
+            }
+            AdminRequest::Remove => crate::core::AdminChange::Remove,
+            AdminRequest::Reset => crate::core::AdminChange::Reset,
+        };
+        let id = self.next_admin_id;
+        self.next_admin_id += 1;
+        self.admin_waiters.insert(id, reply);
+        self.core.handle(
+            now(),
+            Input::AdminRequested {
+                id,
+                group: name,
+                change,
+            },
+        );
+    }
+
     fn on_input(&mut self, input: ShellInput) {
         match input {
             ShellInput::Core(input) => self.core.handle(now(), input),
+            ShellInput::Admin {
+                group,
+                request,
+                reply,
+            } => self.on_admin(group, request, reply),
             ShellInput::Report { node, seq, report } => {
                 if let Some(h) = self.handles.get(&node) {
                     if let Ok(mut last) = h.run_id.lock() {
@@ -968,7 +1103,7 @@ impl Shell {
                     timeout: self.settings.timing.backend_timeout,
                     client_name: "vigil-sentinel-hello".into(),
                 };
-                let cfg = match self.settings.groups.iter().find(|s| s.name == g.as_str()) {
+                let cfg = match self.group_settings(&g) {
                     Some(s) => BackendConfig {
                         auth_user: s.auth_user.clone(),
                         auth_pass: s.auth_pass.clone(),
@@ -1045,12 +1180,7 @@ impl Shell {
             .into_iter()
             .filter_map(|g| {
                 let v = self.core.group_view(&g)?;
-                let settings = self
-                    .settings
-                    .groups
-                    .iter()
-                    .find(|s| s.name == g.as_str())?
-                    .clone();
+                let settings = self.group_settings(&g)?;
                 Some(GroupSnapshot {
                     name: g.to_string(),
                     master: self.nodes.addr(v.master)?.clone(),
@@ -1093,8 +1223,19 @@ impl Shell {
 /// Refuses messages about groups we do not watch, or with terms and epochs absurdly far above
 /// ours (a buggy or hostile peer must not push a group's term to `u64::MAX`).
 pub fn check_gossip(core: &Sentinel, msg: &Gossip) -> Result<(), String> {
+    // Messages that may name a group this sentinel does not know yet: a vote for an
+    // operator's `Monitor`, the config that installs (or removes) such a group, a pull.
+    let may_be_new = matches!(
+        msg,
+        Gossip::RequestVote {
+            reason: crate::core::ElectionReason::Admin,
+            ..
+        } | Gossip::ConfigPull { .. }
+    ) || matches!(msg, Gossip::Config { agreed, .. } if *agreed > Term(0));
     let (group, number) = match msg {
-        Gossip::Opinion { group, .. } | Gossip::Maintenance { group, .. } => (group, None),
+        Gossip::Opinion { group, .. }
+        | Gossip::Maintenance { group, .. }
+        | Gossip::ConfigPull { group } => (group, None),
         Gossip::RequestVote { group, term, .. }
         | Gossip::Vote { group, term, .. }
         | Gossip::Abandoned { group, term } => (group, Some(term.0)),
@@ -1102,7 +1243,7 @@ pub fn check_gossip(core: &Sentinel, msg: &Gossip) -> Result<(), String> {
         | Gossip::ConfigQuery { group, epoch, .. }
         | Gossip::ConfigAnswer { group, epoch, .. } => (group, Some(epoch.0)),
         Gossip::Heartbeat { configs, .. } => {
-            for (g, epoch, _) in configs {
+            for (g, epoch, _, _) in configs {
                 if let Some(v) = core.group_view(g) {
                     if epoch.0 > v.term.0.max(v.epoch.0).saturating_add(MAX_TERM_JUMP) {
                         return Err(format!(
@@ -1116,10 +1257,12 @@ pub fn check_gossip(core: &Sentinel, msg: &Gossip) -> Result<(), String> {
         }
         Gossip::Hello => return Ok(()),
     };
-    let Some(view) = core.group_view(group) else {
-        return Err(format!("unknown group {group}"));
+    let ours = match core.group_view(group) {
+        Some(view) => view.term.max(Term(view.epoch.0)).0,
+        // A removed group is known to the core (which keeps its term), not to the view.
+        None if may_be_new || core.knows_group(group) => core.group_term(group).unwrap_or(0),
+        None => return Err(format!("unknown group {group}")),
     };
-    let ours = view.term.max(Term(view.epoch.0)).0;
     match number {
         Some(n) if n > ours.saturating_add(MAX_TERM_JUMP) => Err(format!(
             "term/epoch {n} of group {group} is far above ours ({ours})"
@@ -1161,6 +1304,8 @@ mod tests {
             term: Term(term),
             epoch: ConfigEpoch(0),
             reason: ElectionReason::MasterDown,
+            master: NodeId(1),
+            agreed: Term(0),
         };
         assert!(check_gossip(&core, &vote("g", 1)).is_ok());
         assert!(check_gossip(&core, &vote("g", MAX_TERM_JUMP)).is_ok());
@@ -1170,7 +1315,12 @@ mod tests {
         assert!(unknown.contains("unknown group"), "{unknown}");
         let hb = Gossip::Heartbeat {
             voters: vec![SentinelId(2)],
-            configs: vec![(GroupName::new("g"), ConfigEpoch(u64::MAX - 1), NodeId(1))],
+            configs: vec![(
+                GroupName::new("g"),
+                ConfigEpoch(u64::MAX - 1),
+                NodeId(1),
+                Term(0),
+            )],
         };
         assert!(check_gossip(&core, &hb).is_err());
         assert!(check_gossip(&core, &Gossip::Hello).is_ok());

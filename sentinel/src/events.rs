@@ -7,7 +7,7 @@
 
 use std::time::SystemTime;
 
-use crate::core::{AbortReason, ConfigEpoch, ElectionReason, Event, NodeId};
+use crate::core::{AbortReason, AdminKind, ConfigEpoch, ElectionReason, Event, NodeId};
 use crate::nodes::NodeAddr;
 
 /// One published event, ready for subscribers.
@@ -71,6 +71,7 @@ pub fn render(event: &Event, at: SystemTime, nodes: &dyn NodeLookup) -> EventRec
                 ElectionReason::Manual => " #manual",
                 ElectionReason::Switchover => " #switchover",
                 ElectionReason::Fenced => " #fenced",
+                ElectionReason::Admin => " #admin",
             };
             (
                 "+try-failover",
@@ -122,6 +123,34 @@ pub fn render(event: &Event, at: SystemTime, nodes: &dyn NodeLookup) -> EventRec
         Event::Reaffirmed { group, node, epoch } => (
             "+reaffirmed-master",
             format!("master {group} {} epoch {epoch}", hp(*node)),
+            Some(group.to_string()),
+            None,
+        ),
+        Event::AdminApplied {
+            group,
+            agreed,
+            master,
+            change,
+        } => (
+            match change {
+                AdminKind::Monitor => "+monitor",
+                AdminKind::Set => "+set",
+                AdminKind::Remove => "-monitor",
+                AdminKind::Reset => "+reset-master",
+            },
+            format!("master {group} {} term {agreed}", hp(*master)),
+            Some(group.to_string()),
+            None,
+        ),
+        Event::AdminConfirmed { group, id, agreed } => (
+            "+admin-confirmed",
+            format!("{group} request {id} term {agreed}"),
+            Some(group.to_string()),
+            None,
+        ),
+        Event::AdminFailed { group, id, reason } => (
+            "-admin-failed",
+            format!("{group} request {id} {reason}"),
             Some(group.to_string()),
             None,
         ),

@@ -7,7 +7,8 @@
 //! run and checked in a deterministic simulator with thousands of seeds.
 //!
 //! Modules:
-//! - `core`: the sans-IO state machine: monitoring, elections, failovers, leases, convergence.
+//! - `core`: the sans-IO state machine: monitoring, elections, failovers, leases, convergence,
+//!   and operators' group changes (`core::admin`) agreed through a term.
 //! - `daemon`: the tokio shell of `vigil sentinel`: start-up, the event loop, action execution,
 //!   hello discovery, and the `Snapshot` query ports read.
 //! - `backend`: `trait Backend` and the RESP driver for Vigil data nodes and Redis/Valkey.
@@ -18,6 +19,8 @@
 //! - `nodes`: data-node addresses and their `NodeId`s; Redis id strings to the core's ids.
 //! - `events`: core events rendered as Redis Sentinel's channels and payloads.
 //! - `resp_port`: the Redis-Sentinel-compatible RESP port.
+//! - `group_admin`: operators' group changes (`Monitor`, `SetOption`, `Remove`, `Reset`) from
+//!   the ports to the core and back; option names and their parsing.
 //! - `api`: the gRPC control API (`vigil.v1.SentinelControl`, health, reflection) over the
 //!   same `daemon::Ports` as the RESP port.
 //! - `sim` (tests only): sentinels and modelled data nodes on a virtual network and clock, with
@@ -36,6 +39,7 @@ pub mod core;
 pub mod daemon;
 pub mod events;
 pub mod gossip;
+pub mod group_admin;
 pub mod nodes;
 pub mod resp_port;
 pub mod settings;

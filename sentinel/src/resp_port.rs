@@ -19,9 +19,11 @@ use tracing::{debug, warn};
 use vigil_proto::resp::{Frame, Limits, Protocol, RequestDecoder};
 
 use crate::api::filter::Pattern;
+use crate::core::AdminError;
 use crate::core::{GroupName, Input};
 use crate::daemon::{GroupSnapshot, Ports, ShellInput, Snapshot};
 use crate::events::EventRecord;
+use crate::group_admin::{AdminFailure, AdminRequest, submit};
 use crate::nodes::NodeAddr;
 
 /// Connections served at once; more are refused.
@@ -101,6 +103,12 @@ impl Conn {
             loop {
                 match self.decoder.decode(&mut self.inbuf) {
                     Ok(Some(args)) => {
+                        let subscribed = !self.channels.is_empty() || !self.patterns.is_empty();
+                        if is_admin(&args) && !(subscribed && self.proto == Protocol::Resp2) {
+                            // Waits for the sentinels' verdict; this connection alone waits.
+                            self.admin(&args).await;
+                            continue;
+                        }
                         if !self.command(&args) {
                             self.flush().await?;
                             return Ok(());
@@ -346,6 +354,110 @@ impl Conn {
         });
     }
 
+    /// `SENTINEL MONITOR|REMOVE|SET|RESET`: agreed by the sentinels through a term, answered
+    /// once a majority holds the change.
+    async fn admin(&mut self, args: &[Bytes]) {
+        let arg = |i: usize| {
+            args.get(i)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .unwrap_or_default()
+        };
+        let sub = arg(1).to_ascii_lowercase();
+        let name = arg(2);
+        let reply = match sub.as_str() {
+            "monitor" => {
+                if args.len() != 6 {
+                    self.reply(wrong_args("sentinel monitor"));
+                    return;
+                }
+                let Ok(port) = arg(4).parse::<u16>() else {
+                    self.reply(Frame::error("ERR Invalid port number"));
+                    return;
+                };
+                let quorum = match arg(5).parse::<i64>() {
+                    Ok(q) if q >= 1 => u8::try_from(q).unwrap_or(u8::MAX),
+                    _ => {
+                        self.reply(Frame::error("ERR Quorum must be 1 or greater."));
+                        return;
+                    }
+                };
+                let master = match format!("{}:{port}", arg(3)).parse::<NodeAddr>() {
+                    Ok(m) if port != 0 => m,
+                    _ => {
+                        self.reply(Frame::error("ERR Invalid IP address or hostname specified"));
+                        return;
+                    }
+                };
+                submit(&self.ports, &name, AdminRequest::Monitor { master, quorum })
+                    .await
+                    .map(|_| ok())
+            }
+            "remove" => {
+                if args.len() != 3 {
+                    self.reply(wrong_args("sentinel remove"));
+                    return;
+                }
+                submit(&self.ports, &name, AdminRequest::Remove)
+                    .await
+                    .map(|_| ok())
+            }
+            "set" => {
+                if args.len() < 5 || args.len() % 2 == 0 {
+                    self.reply(wrong_args("sentinel set"));
+                    return;
+                }
+                let options = (3..args.len())
+                    .step_by(2)
+                    .map(|i| (arg(i), arg(i + 1)))
+                    .collect();
+                submit(&self.ports, &name, AdminRequest::Set { options })
+                    .await
+                    .map(|_| ok())
+            }
+            _ => {
+                // RESET <pattern>: the number of groups reset.
+                if args.len() != 3 {
+                    self.reply(wrong_args("sentinel reset"));
+                    return;
+                }
+                let pattern = Pattern::new(&name);
+                let names: Vec<String> = self
+                    .ports
+                    .snapshot
+                    .borrow()
+                    .groups
+                    .iter()
+                    .filter(|g| pattern.matches(&g.name))
+                    .map(|g| g.name.clone())
+                    .collect();
+                let mut done = 0;
+                let mut failed = None;
+                for g in &names {
+                    match submit(&self.ports, g, AdminRequest::Reset).await {
+                        Ok(_) => done += 1,
+                        Err(e) => failed = Some(e),
+                    }
+                }
+                match failed {
+                    Some(e) if done == 0 => Err(e),
+                    _ => Ok(Frame::Integer(done)),
+                }
+            }
+        };
+        let frame = match reply {
+            Ok(f) => f,
+            Err(AdminFailure::Core(AdminError::Exists(_))) => {
+                Frame::error("ERR Duplicated master name")
+            }
+            Err(AdminFailure::Core(AdminError::Unknown(_))) => no_such_master(),
+            Err(AdminFailure::Core(AdminError::Busy(_))) => {
+                Frame::error("INPROG Failover or another change in progress")
+            }
+            Err(e) => Frame::error(format!("ERR {e}")),
+        };
+        self.reply(frame);
+    }
+
     fn sentinel(&mut self, args: &[Bytes], snap: &Snapshot) {
         let Some(sub) = args.get(1) else {
             self.reply(wrong_args("sentinel"));
@@ -493,11 +605,40 @@ impl Conn {
                 }
                 None => self.reply(no_such_master()),
             },
-            "reset" | "monitor" | "remove" | "set" | "config" | "flushconfig" => {
-                self.reply(Frame::error(format!(
-                    "ERR SENTINEL {} is not supported at run time by Vigil: groups come from sentinel.toml (or sentinel.conf); change it on every sentinel and restart them one at a time",
-                    sub.to_ascii_uppercase()
-                )))
+            "config" | "flushconfig" => self.reply(Frame::error(format!(
+                "ERR SENTINEL {} is not supported by Vigil: sentinel-wide settings come from sentinel.toml (or sentinel.conf)",
+                sub.to_ascii_uppercase()
+            ))),
+            "info-cache" => {
+                // The last INFO of every node of the named groups (every group without names),
+                // with its age in milliseconds: `name, [[age, info] …], name, …` as Redis.
+                let names: Vec<String> = (2..args.len()).filter_map(arg).collect();
+                let now = std::time::SystemTime::now();
+                let mut out = Vec::new();
+                for g in snap
+                    .groups
+                    .iter()
+                    .filter(|g| names.is_empty() || names.contains(&g.name))
+                {
+                    let nodes = std::iter::once(&g.master_node)
+                        .chain(g.replicas.iter())
+                        .map(|n| match (&n.report, n.read_at) {
+                            (Some(r), Some(at)) => {
+                                let age = now.duration_since(at).unwrap_or_default();
+                                Frame::Array(vec![
+                                    Frame::Integer(
+                                        i64::try_from(age.as_millis()).unwrap_or(i64::MAX),
+                                    ),
+                                    Frame::bulk(info_text(r).as_bytes()),
+                                ])
+                            }
+                            _ => Frame::Null,
+                        })
+                        .collect();
+                    out.push(Frame::bulk(g.name.as_bytes()));
+                    out.push(Frame::Array(nodes));
+                }
+                self.reply(Frame::Array(out));
             }
             "is-master-down-by-addr" => {
                 // Redis sentinels ask this of each other; Vigil sentinels agree over QUIC, so
@@ -561,6 +702,30 @@ fn map(fields: Vec<(&str, String)>) -> Frame {
             .map(|(k, v)| (Frame::bulk(k.as_bytes()), Frame::bulk(v.as_bytes())))
             .collect(),
     )
+}
+
+/// A node's last INFO as text (its fields in order; the sentinel keeps the parsed reply).
+fn info_text(r: &crate::backend::NodeReport) -> String {
+    let mut fields: Vec<(&String, &String)> = r.fields.iter().collect();
+    fields.sort();
+    let mut s = String::from("# Cached by vigil-sentinel\r\n");
+    for (k, v) in fields {
+        s.push_str(k);
+        s.push(':');
+        s.push_str(v);
+        s.push_str("\r\n");
+    }
+    s
+}
+
+/// `SENTINEL MONITOR|REMOVE|SET|RESET`, answered asynchronously by `Conn::admin`.
+fn is_admin(args: &[Bytes]) -> bool {
+    let word = |i: usize| args.get(i).map(|a| a.to_ascii_lowercase());
+    word(0).as_deref() == Some(b"sentinel".as_slice())
+        && matches!(
+            word(1).as_deref(),
+            Some(b"monitor" | b"remove" | b"set" | b"reset")
+        )
 }
 
 fn ok() -> Frame {

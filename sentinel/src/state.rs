@@ -20,9 +20,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use std::num::NonZeroU8;
+use std::time::Duration;
+
 use crate::core::{
-    ConfigEpoch, DurableGroup, DurableState, GroupName, PersistVersion, ReplId, ReplOffset,
-    SentinelId, Term,
+    ConfigEpoch, Dc, DurableGroup, DurableState, GroupName, GroupOptions, PersistVersion, Quorum,
+    ReplId, ReplOffset, SentinelId, Term,
 };
 use crate::nodes::{NodeAddr, NodeTable};
 
@@ -80,11 +83,65 @@ struct FileGroup {
     master: String,
     replicas: Vec<String>,
     lineage: Vec<(u64, u64)>,
+    /// An operator's options (absent in files written before run-time changes existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    options: Option<FileOptions>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    removed: bool,
+    /// The term of the operator's last change, and of the last reset.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    agreed: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    reset: u64,
 }
 
 /// The path of the state file in `dir`.
 pub fn path_in(dir: &Path) -> PathBuf {
     dir.join(FILE_NAME)
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileOptions {
+    quorum: u8,
+    down_after_ms: u64,
+    failover_timeout_ms: u64,
+    parallel_syncs: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    preferred_dc: Option<String>,
+    sync_replicas: u8,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    extra: BTreeMap<String, String>,
+}
+
+impl FileOptions {
+    fn of(o: &GroupOptions) -> FileOptions {
+        FileOptions {
+            quorum: o.quorum.0.get(),
+            down_after_ms: u64::try_from(o.down_after.as_millis()).unwrap_or(u64::MAX),
+            failover_timeout_ms: u64::try_from(o.failover_timeout.as_millis()).unwrap_or(u64::MAX),
+            parallel_syncs: o.parallel_syncs.get(),
+            preferred_dc: o.preferred_dc.as_ref().map(|d| d.0.to_string()),
+            sync_replicas: o.sync_replicas,
+            extra: o.extra.clone(),
+        }
+    }
+
+    fn to_core(&self) -> Option<GroupOptions> {
+        Some(GroupOptions {
+            quorum: Quorum(NonZeroU8::new(self.quorum)?),
+            down_after: Duration::from_millis(self.down_after_ms),
+            failover_timeout: Duration::from_millis(self.failover_timeout_ms),
+            parallel_syncs: NonZeroU8::new(self.parallel_syncs)?,
+            preferred_dc: self.preferred_dc.as_deref().map(|d| Dc(d.into())),
+            sync_replicas: self.sync_replicas,
+            extra: self.extra.clone(),
+        })
+    }
 }
 
 /// Serialises `state` (node ids resolved through `nodes`) into the file format.
@@ -114,6 +171,10 @@ pub fn encode(state: &DurableState, nodes: &NodeTable) -> Vec<u8> {
                         master: addr(g.master),
                         replicas: g.replicas.iter().map(|r| addr(*r)).collect(),
                         lineage: g.lineage.iter().map(|(id, at)| (id.0, at.0)).collect(),
+                        options: g.options.as_ref().map(FileOptions::of),
+                        removed: g.removed,
+                        agreed: g.agreed.0,
+                        reset: g.reset.0,
                     },
                 )
             })
@@ -168,6 +229,13 @@ pub fn decode(
     };
     let mut groups = BTreeMap::new();
     for (name, g) in file.groups {
+        let options =
+            match &g.options {
+                Some(o) => Some(o.to_core().ok_or_else(|| {
+                    corrupt(format!("group {name}: quorum or parallel_syncs is 0"))
+                })?),
+                None => None,
+            };
         let master = intern(&g.master)?;
         let replicas = g
             .replicas
@@ -189,6 +257,10 @@ pub fn decode(
                     .into_iter()
                     .map(|(id, at)| (ReplId(id), ReplOffset(at)))
                     .collect(),
+                agreed: Term(g.agreed),
+                options,
+                removed: g.removed,
+                reset: Term(g.reset),
             },
         );
     }
@@ -273,6 +345,20 @@ mod tests {
                 master: m,
                 replicas: [r].into_iter().collect(),
                 lineage: [(ReplId(u64::MAX), ReplOffset(9))].into_iter().collect(),
+                agreed: Term(9),
+                options: Some(GroupOptions {
+                    quorum: Quorum(NonZeroU8::new(2).unwrap()),
+                    down_after: Duration::from_millis(1500),
+                    failover_timeout: Duration::from_secs(20),
+                    parallel_syncs: NonZeroU8::new(3).unwrap(),
+                    preferred_dc: Some(Dc("east".into())),
+                    sync_replicas: 1,
+                    extra: [("auth-pass".to_string(), "pw".to_string())]
+                        .into_iter()
+                        .collect(),
+                }),
+                removed: true,
+                reset: Term(8),
             },
         );
         DurableState {

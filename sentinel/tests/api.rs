@@ -423,12 +423,22 @@ async fn bad_arguments_and_unknown_groups_are_refused() {
         .monitor(pb::MonitorRequest {
             group: "h".into(),
             master: "127.0.0.1:8000".into(),
-            quorum: 2,
+            quorum: 0,
         })
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Code::Unimplemented);
-    assert!(e.message().contains("sentinel.toml"), "{}", e.message());
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("quorum"), "{}", e.message());
+    let e = c
+        .monitor(pb::MonitorRequest {
+            group: "h".into(),
+            master: "no port".into(),
+            quorum: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().starts_with("master: "), "{}", e.message());
     h.stop().await;
 }
 

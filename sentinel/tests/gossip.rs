@@ -228,6 +228,8 @@ async fn a_reply_travels_on_the_stream_of_its_request() {
                 term: 7,
                 epoch: 3,
                 reason: pb::ElectionReason::MasterDown as i32,
+                master: "127.0.0.1:6379".into(),
+                agreed: 0,
             })),
         },
     );

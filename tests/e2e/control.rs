@@ -15,7 +15,7 @@ use crate::sentinel::{Cluster, GROUP, Kind, text, try_cmd};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-fn runtime() -> tokio::runtime::Runtime {
+pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -23,7 +23,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-async fn control(c: &Cluster, i: usize) -> SentinelControlClient<Channel> {
+pub async fn control(c: &Cluster, i: usize) -> SentinelControlClient<Channel> {
     let ca = std::fs::read(c.certs.path().join("ca.crt")).expect("ca.crt");
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(ca))

@@ -7,6 +7,7 @@ mod admin;
 mod control;
 mod datanode;
 mod diff;
+mod group_admin;
 mod persistence;
 mod replication;
 mod sentinel;

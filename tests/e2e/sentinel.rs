@@ -88,7 +88,7 @@ pub struct Node {
 }
 
 impl Node {
-    fn start(kind: Kind, extra: &[String]) -> Node {
+    pub fn start(kind: Kind, extra: &[String]) -> Node {
         let mut n = Node {
             child: None,
             addr: format!("127.0.0.1:{}", free_port()).parse().expect("addr"),

@@ -20,6 +20,7 @@ async fn client(sentinel: &FakeSentinel, policy: ReadPolicy) -> Client {
         .expect("watcher");
     let opts = ClientOptions {
         read_policy: policy,
+        dc: Some("east".into()),
         write_timeout: Duration::from_secs(5),
         password: None,
         connect_timeout: Duration::from_millis(500),
@@ -231,6 +232,38 @@ async fn replica_preferred_reads_go_to_a_replica_and_fall_back_to_the_master() {
     // Writes never go to replicas.
     c.set("k", "v").await.expect("write");
     assert_eq!(m.received(), vec!["GET k", "SET k v"]);
+}
+
+#[tokio::test]
+async fn same_dc_reads_go_to_a_replica_of_the_clients_dc_or_else_to_the_master() {
+    let m = FakeNode::start(Mode::Ok).await;
+    let west = FakeNode::start(Mode::Ok).await;
+    let east = FakeNode::start(Mode::Ok).await;
+    let s = FakeSentinel::start("s1").await;
+    s.set_master(G, &m.addr, 1);
+    s.set_replicas_in(G, &[(&west.addr, "west"), (&east.addr, "east")]);
+    let c = client(&s, ReadPolicy::SameDc).await;
+    c.watcher()
+        .wait_for(G, Duration::from_secs(10))
+        .await
+        .expect("master");
+    for _ in 0..8 {
+        let _: Option<String> = c.get("k").await.expect("read");
+    }
+    assert_eq!(east.received().len(), 8, "every read on the east replica");
+    assert!(west.received().is_empty() && m.received().is_empty());
+    // With no replica in its DC, the client reads from the master, never across.
+    let s2 = FakeSentinel::start("s2").await;
+    s2.set_master(G, &m.addr, 1);
+    s2.set_replicas_in(G, &[(&west.addr, "west")]);
+    let c2 = client(&s2, ReadPolicy::SameDc).await;
+    c2.watcher()
+        .wait_for(G, Duration::from_secs(10))
+        .await
+        .expect("master");
+    let _: Option<String> = c2.get("k").await.expect("read");
+    assert!(west.received().is_empty());
+    assert_eq!(m.received(), vec!["GET k"]);
 }
 
 #[tokio::test]

@@ -33,7 +33,7 @@ struct State {
     /// group -> (addr, epoch): what a new subscriber gets first, and what GetMaster answers.
     masters: Mutex<HashMap<String, (String, u64)>>,
     /// group -> replica addresses, for GetGroup.
-    replicas: Mutex<HashMap<String, Vec<String>>>,
+    replicas: Mutex<HashMap<String, Vec<(String, String)>>>,
     /// Every WatchMaster request received, in order (a `watch` so tests can wait on it).
     requests: watch::Sender<Vec<WatchMasterRequest>>,
     /// The senders of the open streams.
@@ -96,7 +96,20 @@ impl FakeSentinel {
 
     /// Sets the replicas GetGroup lists for `group`.
     pub fn set_replicas(&self, group: &str, replicas: &[&str]) {
-        let list = replicas.iter().map(|r| (*r).to_owned()).collect();
+        let list = replicas
+            .iter()
+            .map(|r| ((*r).to_owned(), String::new()))
+            .collect();
+        let mut all = self.state.replicas.lock().expect("lock");
+        all.insert(group.to_owned(), list);
+    }
+
+    /// Sets the replicas GetGroup lists for `group`, with their data-centre labels.
+    pub fn set_replicas_in(&self, group: &str, replicas: &[(&str, &str)]) {
+        let list = replicas
+            .iter()
+            .map(|(r, dc)| ((*r).to_owned(), (*dc).to_owned()))
+            .collect();
         let mut all = self.state.replicas.lock().expect("lock");
         all.insert(group.to_owned(), list);
     }
@@ -219,8 +232,9 @@ impl SentinelControl for Service {
             config_epoch: epoch,
             replicas: replicas
                 .into_iter()
-                .map(|addr| ReplicaStatus {
+                .map(|(addr, dc)| ReplicaStatus {
                     addr,
+                    dc,
                     link: "up".into(),
                     ..ReplicaStatus::default()
                 })

@@ -20,6 +20,7 @@ use super::feed::{self, Feed, KeepAlive, STREAM_BUFFER};
 use super::filter::{EventFilter, MAX_PATTERN_LEN, MAX_PATTERNS};
 use crate::core::{GroupName, Input, SentinelId};
 use crate::daemon::{GroupSnapshot, Ports, ShellInput, Snapshot};
+use crate::group_admin::{AdminFailure, AdminRequest};
 use crate::nodes::NodeAddr;
 
 /// How often `WatchMaster` sends a keep-alive, so that a client notices a dead stream.
@@ -44,6 +45,21 @@ impl Control {
 
     fn snapshot(&self) -> Arc<Snapshot> {
         self.ports.snapshot.borrow().clone()
+    }
+
+    /// Submits an operator's change and waits for the sentinels' verdict.
+    async fn change(&self, group: &str, request: AdminRequest) -> Result<u64, Status> {
+        let what = request.name();
+        let epoch = crate::group_admin::submit(&self.ports, group, request)
+            .await
+            .map_err(admin_status)?;
+        info!(
+            group,
+            change = what,
+            epoch,
+            "operator change confirmed through the control API"
+        );
+        Ok(epoch)
     }
 
     /// Queues `input` for the loop, without waiting.
@@ -166,42 +182,88 @@ impl pb::SentinelControl for Control {
 
     async fn monitor(
         &self,
-        _request: Request<pb::MonitorRequest>,
+        request: Request<pb::MonitorRequest>,
     ) -> Result<Response<pb::AdminResponse>, Status> {
-        Err(Status::unimplemented(
-            "adding a group at run time is not supported yet; add it to sentinel.toml on every \
-             sentinel and restart them one at a time",
-        ))
+        let req = request.get_ref();
+        let name = required("group", &req.group)?.to_owned();
+        let master_text = required("master", &req.master)?;
+        let master = master_text.parse::<NodeAddr>().map_err(|e| {
+            Status::invalid_argument(format!("master: {} ({e})", shorten(master_text)))
+        })?;
+        let quorum = u8::try_from(req.quorum)
+            .ok()
+            .filter(|q| *q >= 1)
+            .ok_or_else(|| {
+                Status::invalid_argument(format!("quorum: {} is not in 1..=255", req.quorum))
+            })?;
+        let epoch = self
+            .change(&name, AdminRequest::Monitor { master, quorum })
+            .await?;
+        Ok(admin(format!(
+            "monitoring {name} (master {}, quorum {quorum}) on every sentinel (term {epoch})",
+            req.master.trim()
+        )))
     }
 
     async fn remove(
         &self,
-        _request: Request<pb::RemoveRequest>,
+        request: Request<pb::RemoveRequest>,
     ) -> Result<Response<pb::AdminResponse>, Status> {
-        Err(Status::unimplemented(
-            "removing a group at run time is not supported yet; remove it from sentinel.toml \
-             on every sentinel and restart them one at a time",
-        ))
+        let name = required("group", &request.get_ref().group)?.to_owned();
+        let epoch = self.change(&name, AdminRequest::Remove).await?;
+        Ok(admin(format!(
+            "{name} removed on every sentinel (term {epoch})"
+        )))
     }
 
     async fn set_option(
         &self,
-        _request: Request<pb::SetOptionRequest>,
+        request: Request<pb::SetOptionRequest>,
     ) -> Result<Response<pb::AdminResponse>, Status> {
-        Err(Status::unimplemented(
-            "changing a group's options at run time is not supported yet; edit sentinel.toml \
-             on every sentinel and restart them one at a time",
-        ))
+        let req = request.get_ref();
+        let name = required("group", &req.group)?.to_owned();
+        let option = required("option", &req.option)?.to_owned();
+        let epoch = self
+            .change(
+                &name,
+                AdminRequest::Set {
+                    options: vec![(option.clone(), req.value.clone())],
+                },
+            )
+            .await?;
+        Ok(admin(format!(
+            "{option} of {name} set on every sentinel (term {epoch})"
+        )))
     }
 
     async fn reset(
         &self,
-        _request: Request<pb::ResetRequest>,
+        request: Request<pb::ResetRequest>,
     ) -> Result<Response<pb::AdminResponse>, Status> {
-        Err(Status::unimplemented(
-            "resetting a group is not supported yet; to forget replicas, edit sentinel.toml on \
-             every sentinel and restart them one at a time",
-        ))
+        // Redis' `SENTINEL RESET` takes a glob pattern of group names.
+        let pattern = required("group", &request.get_ref().group)?;
+        let matcher = crate::api::filter::Pattern::new(pattern);
+        let names: Vec<String> = self
+            .snapshot()
+            .groups
+            .iter()
+            .filter(|g| matcher.matches(&g.name))
+            .map(|g| g.name.clone())
+            .collect();
+        if names.is_empty() {
+            return Err(Status::not_found(format!(
+                "no group matches '{}'",
+                shorten(pattern)
+            )));
+        }
+        for name in &names {
+            self.change(name, AdminRequest::Reset).await?;
+        }
+        Ok(admin(format!(
+            "reset {} group(s) on every sentinel: {}",
+            names.len(),
+            names.join(", ")
+        )))
     }
 
     async fn pause(
@@ -439,6 +501,26 @@ fn not_failing_over(g: &GroupSnapshot) -> Result<(), Status> {
         )));
     }
     Ok(())
+}
+
+/// The status of a failed operator change.
+fn admin_status(e: AdminFailure) -> Status {
+    use crate::core::AdminError as E;
+    let msg = e.to_string();
+    match e {
+        AdminFailure::Invalid(_) | AdminFailure::Core(E::Invalid(_)) => {
+            Status::invalid_argument(msg)
+        }
+        AdminFailure::Core(E::Unknown(_)) => Status::not_found(msg),
+        AdminFailure::Core(E::Exists(_)) => Status::already_exists(msg),
+        AdminFailure::Core(E::Busy(_)) => Status::failed_precondition(msg),
+        AdminFailure::Core(E::Superseded(_)) => Status::aborted(msg),
+        AdminFailure::Core(E::TooMany(_)) => Status::resource_exhausted(msg),
+        AdminFailure::Core(E::NoMajority(_)) | AdminFailure::Unavailable => {
+            Status::unavailable(msg)
+        }
+        AdminFailure::Timeout(_) => Status::deadline_exceeded(msg),
+    }
 }
 
 fn admin(message: String) -> Response<pb::AdminResponse> {

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use super::config::GroupOptions;
 use super::input::Gossip;
 use super::types::{
     ConfigEpoch, GroupName, InfoSeq, NodeClock, NodeId, PersistVersion, ReplId, ReplOffset, RunId,
@@ -138,6 +139,19 @@ pub struct DurableGroup {
     /// id, so that every id a master accepted writes under is known to every sentinel of its
     /// lease majority even after a restart; a leader learns it from its voters.
     pub lineage: BTreeMap<ReplId, ReplOffset>,
+    /// The term of the operator's last change of the group (`Term(0)`: none): options,
+    /// removal and reset have this epoch of their own, apart from the master's config epoch,
+    /// so that a change never competes with a failover; the highest wins everywhere.
+    pub agreed: Term,
+    /// The options an operator last agreed for the group (`Monitor`, `SetOption`); `None`
+    /// while the config file's apply.
+    pub options: Option<GroupOptions>,
+    /// The group was removed by an operator, or is known only through a vote for its
+    /// `Monitor`: not watched, but kept, so that its term, vote and epochs still rule out a
+    /// second vote in a term or an older change bringing it back.
+    pub removed: bool,
+    /// The term of the last `Reset` (discovered replicas forgotten).
+    pub reset: Term,
 }
 
 /// Why a sentinel runs for leader.
@@ -151,6 +165,9 @@ pub enum ElectionReason {
     Switchover,
     /// Voters stopped granting leases in a term that never produced a config; settle it.
     Fenced,
+    /// An operator changed the group (`Monitor`, `SetOption`, `Remove`, `Reset`): the leader
+    /// installs the change as the config of its term; nothing is promoted.
+    Admin,
 }
 
 /// Why a failover stopped before promotion.
@@ -329,4 +346,85 @@ pub enum Event {
         /// The sentinel.
         id: SentinelId,
     },
+    /// An operator's change of the group took effect here under `epoch` (on the leader that
+    /// installed it and on every sentinel that adopts its config).
+    AdminApplied {
+        /// The group.
+        group: GroupName,
+        /// The term of the change (`DurableGroup::agreed`).
+        agreed: Term,
+        /// The group's master.
+        master: NodeId,
+        /// What changed.
+        change: AdminKind,
+    },
+    /// The leader's change `id` is held by a majority of voters: no later config can undo it.
+    AdminConfirmed {
+        /// The group.
+        group: GroupName,
+        /// The request, as the shell numbered it.
+        id: u64,
+        /// The term of the change (`DurableGroup::agreed`).
+        agreed: Term,
+    },
+    /// The change `id` was refused or could not be agreed.
+    AdminFailed {
+        /// The group.
+        group: GroupName,
+        /// The request, as the shell numbered it.
+        id: u64,
+        /// Why.
+        reason: AdminError,
+    },
+}
+
+/// The kinds of operator change of a group.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum AdminKind {
+    /// A group was added.
+    Monitor,
+    /// Options changed.
+    Set,
+    /// The group was removed.
+    Remove,
+    /// Discovered replicas were forgotten.
+    Reset,
+}
+
+impl AdminKind {
+    /// The lower-case name, as in `SENTINEL <name>`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminKind::Monitor => "monitor",
+            AdminKind::Set => "set",
+            AdminKind::Remove => "remove",
+            AdminKind::Reset => "reset",
+        }
+    }
+}
+
+/// Why an operator's change of a group did not happen.
+#[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
+pub enum AdminError {
+    /// `Monitor` of a name already monitored.
+    #[error("group {0} is already monitored")]
+    Exists(GroupName),
+    /// Any other change of a group nobody monitors.
+    #[error("no such group {0}")]
+    Unknown(GroupName),
+    /// A failover, an election or another change of the group is under way.
+    #[error("a failover or another change of group {0} is under way; retry when it ends")]
+    Busy(GroupName),
+    /// The options break a rule.
+    #[error("{0}")]
+    Invalid(String),
+    /// Too many groups (removed ones included) to add another.
+    #[error("too many groups (at most {0}, removed ones included)")]
+    TooMany(usize),
+    /// No majority of voters granted a term for the change in time.
+    #[error("no majority of sentinels agreed to the change of group {0} in time")]
+    NoMajority(GroupName),
+    /// A newer config of the group arrived before the change was installed.
+    #[error("group {0} changed under the request (a newer config arrived); retry")]
+    Superseded(GroupName),
 }

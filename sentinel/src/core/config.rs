@@ -3,7 +3,7 @@
 //! Owns `CoreConfig`, `GroupConfig`, `ConfigError` and the test-only `Bugs` switch.
 //! Invariant: a config that passed `validate` never makes the core divide by zero or wait forever.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU8;
 use std::time::Duration;
 
@@ -66,6 +66,29 @@ pub struct GroupConfig {
     pub preferred_dc: Option<Dc>,
     /// `sync-replicas N` on the data nodes (0 = asynchronous replication).
     pub sync_replicas: u8,
+    /// Options the core carries for the shell without reading them (`auth-pass`, …).
+    pub extra: BTreeMap<String, String>,
+}
+
+/// The options of a group an operator can change at run time (`Monitor`, `SetOption`): every
+/// field of `GroupConfig` but its name and members. Agreed through a term like a failover and
+/// carried by every config from then on, so that every sentinel applies the same options.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct GroupOptions {
+    /// See `GroupConfig::quorum`.
+    pub quorum: Quorum,
+    /// See `GroupConfig::down_after`.
+    pub down_after: Duration,
+    /// See `GroupConfig::failover_timeout`.
+    pub failover_timeout: Duration,
+    /// See `GroupConfig::parallel_syncs`.
+    pub parallel_syncs: NonZeroU8,
+    /// See `GroupConfig::preferred_dc`.
+    pub preferred_dc: Option<Dc>,
+    /// See `GroupConfig::sync_replicas`.
+    pub sync_replicas: u8,
+    /// See `GroupConfig::extra`.
+    pub extra: BTreeMap<String, String>,
 }
 
 /// Deliberate bugs, each of which must make the simulator report a violated invariant.
@@ -184,26 +207,38 @@ impl CoreConfig {
                     group: g.name.clone(),
                 });
             }
-            let min = self.probe_interval * 2;
-            if g.down_after < min {
-                return Err(ConfigError::DownAfterTooShort {
-                    group: g.name.clone(),
-                    min,
-                    got: g.down_after,
-                });
-            }
-            if g.failover_timeout.is_zero() {
-                return Err(ConfigError::ZeroInterval {
-                    name: "failover_timeout",
-                });
-            }
-            if g.quorum.get() > self.voters.len() {
-                return Err(ConfigError::QuorumTooLarge {
-                    group: g.name.clone(),
-                    quorum: g.quorum.get(),
-                    voters: self.voters.len(),
-                });
-            }
+            self.check_options(&g.name, &g.options(), self.voters.len())?;
+        }
+        Ok(())
+    }
+
+    /// Checks the options of one group (at start, and for an operator's change) against a
+    /// voter set of `voters`.
+    pub fn check_options(
+        &self,
+        group: &GroupName,
+        o: &GroupOptions,
+        voters: usize,
+    ) -> Result<(), ConfigError> {
+        let min = self.probe_interval * 2;
+        if o.down_after < min {
+            return Err(ConfigError::DownAfterTooShort {
+                group: group.clone(),
+                min,
+                got: o.down_after,
+            });
+        }
+        if o.failover_timeout.is_zero() {
+            return Err(ConfigError::ZeroInterval {
+                name: "failover_timeout",
+            });
+        }
+        if o.quorum.get() > voters {
+            return Err(ConfigError::QuorumTooLarge {
+                group: group.clone(),
+                quorum: o.quorum.get(),
+                voters,
+            });
         }
         Ok(())
     }
@@ -222,6 +257,31 @@ impl GroupConfig {
             parallel_syncs: NonZeroU8::MIN,
             preferred_dc: None,
             sync_replicas: 0,
+            extra: BTreeMap::new(),
         }
+    }
+
+    /// The group's changeable options.
+    pub fn options(&self) -> GroupOptions {
+        GroupOptions {
+            quorum: self.quorum,
+            down_after: self.down_after,
+            failover_timeout: self.failover_timeout,
+            parallel_syncs: self.parallel_syncs,
+            preferred_dc: self.preferred_dc.clone(),
+            sync_replicas: self.sync_replicas,
+            extra: self.extra.clone(),
+        }
+    }
+
+    /// Replaces the group's changeable options.
+    pub fn apply(&mut self, o: &GroupOptions) {
+        self.quorum = o.quorum;
+        self.down_after = o.down_after;
+        self.failover_timeout = o.failover_timeout;
+        self.parallel_syncs = o.parallel_syncs;
+        self.preferred_dc = o.preferred_dc.clone();
+        self.sync_replicas = o.sync_replicas;
+        self.extra = o.extra.clone();
     }
 }

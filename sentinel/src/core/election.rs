@@ -99,6 +99,9 @@ impl Sentinel {
     }
 
     pub(super) fn on_election_timer(&mut self, now: Instant, group: &GroupName) {
+        // An operator's change that found no majority in time gives up here (or at the next
+        // heartbeat): the retries of a split vote would otherwise go on for ever.
+        self.expire_admin(now);
         let Some(g) = self.groups.get(group) else {
             return;
         };
@@ -108,6 +111,7 @@ impl Sentinel {
                     ElectionReason::MasterDown => g.odown && !g.paused,
                     ElectionReason::Fenced => g.is_fenced(),
                     ElectionReason::Manual | ElectionReason::Switchover => true,
+                    ElectionReason::Admin => g.admin.is_some(),
                 };
                 if still_wanted {
                     self.become_candidate(now, group, reason);
@@ -152,6 +156,8 @@ impl Sentinel {
         g.record_vote(term, self.id);
         g.fenced_since = Some(now);
         let epoch = g.durable.epoch;
+        let master = g.durable.master;
+        let agreed = g.durable.agreed;
         g.election = Election::Candidate {
             term,
             reason,
@@ -173,12 +179,15 @@ impl Sentinel {
             term,
             epoch,
             reason,
+            master,
+            agreed,
         });
         self.timers
             .set(Timer::Election(group.clone()), now + self.cfg.vote_timeout);
         self.check_won(now, group);
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn handle_request_vote(
         &mut self,
         now: Instant,
@@ -187,7 +196,18 @@ impl Sentinel {
         term: Term,
         epoch: ConfigEpoch,
         reason: ElectionReason,
+        master: NodeId,
+        agreed: Term,
     ) {
+        if reason == ElectionReason::Admin && !self.groups.contains_key(group) {
+            // A `Monitor` of a group this sentinel does not know: the vote needs a durable
+            // place, an entry that watches nothing until the change is installed.
+            if self.groups.len() >= super::MAX_GROUPS {
+                debug!(%group, "vote for a new group refused: too many groups");
+                return;
+            }
+            self.insert_removed(now, group, master);
+        }
         let master_down = self.master_down(group);
         let lease_wait = self.lease_wait(now, group);
         #[cfg(test)]
@@ -243,6 +263,10 @@ impl Sentinel {
             refuse("candidate's config epoch is older");
             granted = false;
         }
+        if granted && reason == ElectionReason::Admin && agreed < g.durable.agreed {
+            refuse("candidate's agreed options are older");
+            granted = false;
+        }
         let reason_ok = match reason {
             ElectionReason::MasterDown => master_down && !g.paused,
             // A fence left by a term nobody settles (its candidate died, or its `Abandoned`
@@ -252,7 +276,7 @@ impl Sentinel {
             // never win, and would block convergence, which needs a majority of unfenced
             // confirmations, for ever.
             ElectionReason::Fenced => true,
-            ElectionReason::Manual | ElectionReason::Switchover => true,
+            ElectionReason::Manual | ElectionReason::Switchover | ElectionReason::Admin => true,
         };
         if granted && !reason_ok {
             refuse("master not seen down");
@@ -292,6 +316,7 @@ impl Sentinel {
         if stepping_down {
             self.abort_failover(now, group, AbortReason::NewerTerm);
         }
+        self.admin_candidacy_lost(group);
         info!(%group, %term, candidate = %from, "+vote-for-leader");
         self.persist();
         self.publish(Event::VoteGranted {
@@ -431,6 +456,11 @@ impl Sentinel {
             group: group.clone(),
             term,
         });
+        if reason == ElectionReason::Admin {
+            // Nothing is promoted: the change becomes the config of this term at once.
+            self.install_admin(now, group, term);
+            return;
+        }
         // The voters' clocks may run slower than ours: stretch their reported waits.
         let wait = self.skewed(wait);
         #[cfg(test)]

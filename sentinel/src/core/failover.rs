@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 use super::Sentinel;
 use super::action::{AbortReason, Action, ElectionReason, Event};
 use super::election::Election;
-use super::input::{Gossip, NodeInfo, NodeRole};
+use super::input::{NodeInfo, NodeRole};
 use super::timers::Timer;
 use super::types::{ConfigEpoch, GroupName, InfoSeq, NodeId, ReplId, ReplOffset, RunId, Term};
 
@@ -623,12 +623,9 @@ impl Sentinel {
             new: node,
             epoch,
         });
-        self.broadcast(Gossip::Config {
-            group: group.clone(),
-            epoch,
-            master: node,
-            lineage: seed,
-        });
+        if let Some(msg) = self.config_msg(group) {
+            self.broadcast(msg);
+        }
         self.after_master_change(now, group, old);
         self.advance_reconfiguration(now, group);
     }
@@ -650,18 +647,9 @@ impl Sentinel {
             node: master,
             epoch,
         });
-        let lineage = self.groups[group]
-            .durable
-            .lineage
-            .iter()
-            .map(|(id, at)| (*id, *at))
-            .collect();
-        self.broadcast(Gossip::Config {
-            group: group.clone(),
-            epoch,
-            master,
-            lineage,
-        });
+        if let Some(msg) = self.config_msg(group) {
+            self.broadcast(msg);
+        }
         self.after_master_change(now, group, master);
     }
 

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use super::action::ElectionReason;
+use super::config::GroupOptions;
 use super::types::{
     ConfigEpoch, Dc, GroupName, InfoSeq, NodeClock, NodeId, PersistVersion, Priority, ReplId,
     ReplOffset, RunId, SentinelId, Term,
@@ -79,11 +80,43 @@ pub enum Input {
         /// `true` to pause, `false` to resume.
         paused: bool,
     },
+    /// An operator asked to change a group (`Monitor`, `SetOption`, `Remove`, `Reset`); the
+    /// outcome is an `Event::AdminConfirmed` or `Event::AdminFailed` with the same `id`.
+    AdminRequested {
+        /// Chosen by the shell to match the outcome with the request.
+        id: u64,
+        /// The group.
+        group: GroupName,
+        /// The change.
+        change: AdminChange,
+    },
     /// An operator removed a (dead) sentinel from the voter set.
     SentinelForgotten {
         /// The sentinel.
         id: SentinelId,
     },
+}
+
+/// An operator's change of a group.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AdminChange {
+    /// Start monitoring a new group.
+    Monitor {
+        /// Its master.
+        master: NodeId,
+        /// Its options.
+        options: GroupOptions,
+    },
+    /// Replace the group's options (the shell merges the operator's changes into the
+    /// current ones).
+    Set {
+        /// The new options.
+        options: GroupOptions,
+    },
+    /// Stop monitoring the group.
+    Remove,
+    /// Forget the discovered replicas (they are found again in the master's INFO).
+    Reset,
 }
 
 /// A valid answer to a probe.
@@ -170,6 +203,12 @@ pub enum Gossip {
         epoch: ConfigEpoch,
         /// Why the candidate runs.
         reason: ElectionReason,
+        /// The candidate's master of the group (for a `Monitor`, the new group's), so that a
+        /// voter that does not know the group can record its vote.
+        master: NodeId,
+        /// The candidate's `DurableGroup::agreed`; for an operator's change, a voter that
+        /// holds a newer one refuses (the change would be made on stale options).
+        agreed: Term,
     },
     /// A voter's answer.
     Vote {
@@ -218,6 +257,21 @@ pub enum Gossip {
         /// the other sentinels may never read it as a master (a stale leader can demote it at
         /// once), yet a later leader must compare replicas along it.
         lineage: Vec<(ReplId, ReplOffset)>,
+        /// The term of the operator's last change (`DurableGroup::agreed`), which `options`,
+        /// `removed` and `reset` belong to: adopted apart from `epoch` and `master`.
+        agreed: Term,
+        /// The options an operator agreed for the group, if any (`DurableGroup::options`).
+        options: Option<GroupOptions>,
+        /// The group was removed (`DurableGroup::removed`).
+        removed: bool,
+        /// The term of the last reset (`DurableGroup::reset`).
+        reset: Term,
+    },
+    /// Asks the receiver for its `Config` of `group` (the sender's heartbeat showed a newer
+    /// one, or a group the receiver does not know).
+    ConfigPull {
+        /// The group.
+        group: GroupName,
     },
     /// Before reconfiguring a data node that disagrees with its config, a sentinel asks every
     /// voter, after the INFO it acts on, whether it knows a newer config for the group, or is
@@ -250,8 +304,9 @@ pub enum Gossip {
     Heartbeat {
         /// The sender's voter set, for membership gossip.
         voters: Vec<SentinelId>,
-        /// `(group, epoch, master)` for every group the sender watches.
-        configs: Vec<(GroupName, ConfigEpoch, NodeId)>,
+        /// `(group, epoch, master, agreed)` for every group the sender knows, `agreed` being
+        /// the term of the operator's last change of it (`DurableGroup::agreed`).
+        configs: Vec<(GroupName, ConfigEpoch, NodeId, Term)>,
     },
     /// A sentinel introduces itself (via seeds or the `__sentinel__:hello` channel).
     Hello,

@@ -1,12 +1,14 @@
 //! The sans-IO sentinel core: one `Sentinel` value per process, driven by the shell.
 //!
 //! Owns the whole decision logic: failure detection (`monitor`), elections (`election`),
-//! failovers and switchovers (`failover`), peers, heartbeats and config convergence (`peers`).
+//! failovers and switchovers (`failover`), peers, heartbeats and config convergence (`peers`),
+//! operators' changes of groups (`admin`).
 //! Invariants: no socket, file, clock or unseeded randomness in here; an action that depends on
 //! durable state (a vote, a vote request, a promotion, a new config) is released only after the
 //! `Persist` carrying that state was confirmed by `Input::Persisted`.
 
 mod action;
+mod admin;
 mod config;
 mod election;
 mod failover;
@@ -26,11 +28,14 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tracing::debug;
 
-pub use action::{AbortReason, Action, DurableGroup, DurableState, ElectionReason, Event, Lease};
+pub use action::{
+    AbortReason, Action, AdminError, AdminKind, DurableGroup, DurableState, ElectionReason, Event,
+    Lease,
+};
 #[cfg(test)]
 pub use config::Bugs;
-pub use config::{ConfigError, CoreConfig, GroupConfig};
-pub use input::{Gossip, Input, NodeInfo, NodeRole, ProbeReply, ProbeStatus};
+pub use config::{ConfigError, CoreConfig, GroupConfig, GroupOptions};
+pub use input::{AdminChange, Gossip, Input, NodeInfo, NodeRole, ProbeReply, ProbeStatus};
 pub use timers::Timer;
 pub use types::{
     ConfigEpoch, Dc, GroupName, InfoSeq, NodeClock, NodeId, PersistVersion, Priority, Quorum,
@@ -125,10 +130,18 @@ struct Group {
     /// The replica an operator chose for the latest switchover request; the switchover's
     /// failover promotes only it.
     switchover_target: Option<NodeId>,
+    /// The operator's change this sentinel is running for, if any.
+    admin: Option<admin::Pending>,
+    /// The operator's change (`DurableGroup::agreed`) each peer last reported for the group
+    /// (heartbeats), to tell when a change is held by a majority.
+    peer_agreed: BTreeMap<SentinelId, Term>,
 }
 
 /// The most history edges kept per group; a group sees a few per failover or restart.
 const MAX_EDGES: usize = 1024;
+
+/// The most groups a sentinel keeps, removed ones included.
+pub const MAX_GROUPS: usize = 4096;
 
 impl Sentinel {
     /// A sentinel with no persisted state: voters and groups come from `config`, which must have
@@ -147,6 +160,10 @@ impl Sentinel {
                     master: g.master,
                     replicas: g.replicas.iter().copied().collect(),
                     lineage: BTreeMap::new(),
+                    agreed: Term(0),
+                    options: None,
+                    removed: false,
+                    reset: Term(0),
                 };
                 (g.name.clone(), durable)
             })
@@ -197,6 +214,9 @@ impl Sentinel {
             Input::MaintenanceRequested { group, paused } => {
                 self.handle_maintenance(now, &group, paused)
             }
+            Input::AdminRequested { id, group, change } => {
+                self.handle_admin(now, id, group, change)
+            }
             Input::SentinelForgotten { id } => self.handle_forget(id),
         }
     }
@@ -244,7 +264,7 @@ impl Sentinel {
 
     /// What this sentinel believes of `group` now, for queries (control API, RESP port).
     pub fn group_view(&self, group: &GroupName) -> Option<GroupView> {
-        let g = self.groups.get(group)?;
+        let g = self.groups.get(group).filter(|g| !g.durable.removed)?;
         let master = g.durable.master;
         Some(GroupView {
             name: group.clone(),
@@ -266,9 +286,38 @@ impl Sentinel {
         })
     }
 
-    /// The names of every monitored group.
+    /// The names of every monitored group (removed ones left out).
     pub fn group_names(&self) -> Vec<GroupName> {
-        self.groups.keys().cloned().collect()
+        self.groups
+            .iter()
+            .filter(|(_, g)| !g.durable.removed)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Whether this sentinel keeps any state for `group` (removed groups included).
+    pub fn knows_group(&self, group: &GroupName) -> bool {
+        self.groups.contains_key(group)
+    }
+
+    /// The highest term or epoch this sentinel knows for `group`, removed groups included.
+    pub fn group_term(&self, group: &GroupName) -> Option<u64> {
+        self.groups
+            .get(group)
+            .map(|g| g.durable.term.0.max(g.durable.epoch.0))
+    }
+
+    /// The options of a monitored group as they apply now.
+    pub fn group_options(&self, group: &GroupName) -> Option<GroupOptions> {
+        self.groups
+            .get(group)
+            .filter(|g| !g.durable.removed)
+            .map(|g| g.cfg.options())
+    }
+
+    /// The core's configuration (timings, and the groups of the config file).
+    pub fn config(&self) -> &CoreConfig {
+        &self.cfg
     }
 
     /// Whether this sentinel sees `node` subjectively down.
@@ -322,37 +371,64 @@ impl Sentinel {
                 master: gcfg.master,
                 replicas: gcfg.replicas.iter().copied().collect(),
                 lineage: BTreeMap::new(),
+                agreed: Term(0),
+                options: None,
+                removed: false,
+                reset: Term(0),
             });
-            let name = gcfg.name.clone();
-            let members: Vec<NodeId> = std::iter::once(durable.master)
-                .chain(durable.replicas.iter().copied())
-                .collect();
-            s.groups.insert(
-                name.clone(),
-                Group {
-                    cfg: gcfg,
-                    durable,
-                    opinions: BTreeMap::new(),
-                    odown: false,
-                    paused: false,
-                    election: Election::Idle,
-                    failover: None,
-                    last_lease: None,
-                    fenced_since: None,
-                    disagree_since: BTreeMap::new(),
-                    convergence_check: None,
-                    last_opinion_push: None,
-                    edges: BTreeSet::new(),
-                    switchover_target: None,
-                },
-            );
-            for node in members {
-                s.watch_node(now, &name, node);
+            if durable.removed || durable.options.is_some() {
+                tracing::warn!(group = %gcfg.name, removed = durable.removed, "an operator's change of this group overrides the config file");
             }
+            s.insert_group(now, gcfg, durable);
+        }
+        // Groups an operator added (or removed) at run time live only in the state.
+        for (name, durable) in durable_groups {
+            let quorum = Quorum(std::num::NonZeroU8::MIN);
+            let gcfg = GroupConfig::new(name.as_str(), durable.master, Vec::new(), quorum);
+            s.insert_group(now, gcfg, durable);
         }
         s.timers
             .set(Timer::Heartbeat, now + s.cfg.heartbeat_interval);
         s
+    }
+
+    /// Adds a group (options from `durable` override `cfg`'s) and watches its members unless
+    /// it is removed.
+    fn insert_group(&mut self, now: Instant, mut cfg: GroupConfig, durable: DurableGroup) {
+        if let Some(o) = &durable.options {
+            cfg.apply(o);
+        }
+        let name = cfg.name.clone();
+        let members: Vec<NodeId> = std::iter::once(durable.master)
+            .chain(durable.replicas.iter().copied())
+            .collect();
+        let removed = durable.removed;
+        self.groups.insert(
+            name.clone(),
+            Group {
+                cfg,
+                durable,
+                opinions: BTreeMap::new(),
+                odown: false,
+                paused: false,
+                election: Election::Idle,
+                failover: None,
+                last_lease: None,
+                fenced_since: None,
+                disagree_since: BTreeMap::new(),
+                convergence_check: None,
+                last_opinion_push: None,
+                edges: BTreeSet::new(),
+                switchover_target: None,
+                admin: None,
+                peer_agreed: BTreeMap::new(),
+            },
+        );
+        if !removed {
+            for node in members {
+                self.watch_node(now, &name, node);
+            }
+        }
     }
 
     /// Queues an action behind any unconfirmed `Persist`.

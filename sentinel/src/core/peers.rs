@@ -14,7 +14,7 @@ use super::action::{AbortReason, ElectionReason, Event};
 use super::election::Election;
 use super::input::Gossip;
 use super::timers::Timer;
-use super::types::{ConfigEpoch, GroupName, NodeId, ReplId, ReplOffset, SentinelId};
+use super::types::{ConfigEpoch, GroupName, NodeId, ReplId, ReplOffset, SentinelId, Term};
 
 impl Sentinel {
     pub(super) fn handle_gossip(&mut self, now: Instant, from: SentinelId, msg: Gossip) {
@@ -42,7 +42,9 @@ impl Sentinel {
                 term,
                 epoch,
                 reason,
-            } => self.handle_request_vote(now, from, &group, term, epoch, reason),
+                master,
+                agreed,
+            } => self.handle_request_vote(now, from, &group, term, epoch, reason, master, agreed),
             vote @ Gossip::Vote { .. } => self.handle_vote(now, from, vote),
             Gossip::Abandoned { group, term } => self.handle_abandoned(from, &group, term),
             Gossip::Maintenance { group, paused } => self.apply_maintenance(now, &group, paused),
@@ -51,7 +53,42 @@ impl Sentinel {
                 epoch,
                 master,
                 lineage,
-            } => self.adopt_config(now, &group, epoch, master, lineage),
+                agreed,
+                options,
+                removed,
+                reset,
+            } => {
+                if !self.groups.contains_key(&group) {
+                    // Only a group an operator added (or removed) travels to sentinels that
+                    // do not know it; one from another sentinel's config file does not.
+                    if agreed == Term(0) || self.groups.len() >= super::MAX_GROUPS {
+                        return;
+                    }
+                    self.insert_removed(now, &group, master);
+                }
+                let before = self.groups.get(&group).map(|g| g.durable.agreed);
+                // The master first: a group monitored again starts from its new master.
+                self.adopt_config(now, &group, epoch, master, lineage);
+                self.adopt_agreed(now, &group, agreed, options, removed, reset);
+                let after = self.groups.get(&group).map(|g| g.durable.agreed);
+                if after > before {
+                    // Tell the sender at once that we hold it (an operator waits for that).
+                    if let Some(entry) = self.heartbeat_entry(&group) {
+                        self.emit(crate::core::Action::SendGossip {
+                            to: from,
+                            msg: Gossip::Heartbeat {
+                                voters: self.voters.iter().copied().collect(),
+                                configs: vec![entry],
+                            },
+                        });
+                    }
+                }
+            }
+            Gossip::ConfigPull { group } => {
+                if let Some(msg) = self.config_msg(&group) {
+                    self.emit(crate::core::Action::SendGossip { to: from, msg });
+                }
+            }
             Gossip::ConfigQuery {
                 group,
                 epoch,
@@ -60,46 +97,66 @@ impl Sentinel {
             } => self.handle_config_query(now, from, &group, epoch, master, id),
             answer @ Gossip::ConfigAnswer { .. } => self.handle_config_answer(now, from, answer),
             Gossip::Heartbeat { voters: _, configs } => {
-                for (group, epoch, master) in configs {
-                    let Some(mine) = self
-                        .groups
-                        .get(&group)
-                        .map(|g| (g.durable.epoch, g.durable.master))
-                    else {
+                for (group, epoch, master, agreed) in configs {
+                    let Some(g) = self.groups.get_mut(&group) else {
+                        if agreed > Term(0) && self.groups.len() < super::MAX_GROUPS {
+                            // An operator added (or removed) a group we do not know.
+                            self.emit(crate::core::Action::SendGossip {
+                                to: from,
+                                msg: Gossip::ConfigPull { group },
+                            });
+                        }
                         continue;
                     };
+                    g.peer_agreed.insert(from, agreed);
+                    let mine = (g.durable.epoch, g.durable.agreed);
                     if epoch > mine.0 {
                         self.adopt_config(now, &group, epoch, master, Vec::new());
-                    } else if epoch < mine.0 {
-                        // The peer is behind: tell it at once rather than at our next heartbeat.
+                    }
+                    if agreed > mine.1 {
+                        // Options come whole, with a `Config`.
                         self.emit(crate::core::Action::SendGossip {
                             to: from,
-                            msg: Gossip::Config {
-                                lineage: self.groups[&group]
-                                    .durable
-                                    .lineage
-                                    .iter()
-                                    .map(|(id, at)| (*id, *at))
-                                    .collect(),
-                                group,
-                                epoch: mine.0,
-                                master: mine.1,
+                            msg: Gossip::ConfigPull {
+                                group: group.clone(),
                             },
                         });
                     }
+                    if epoch < mine.0 || agreed < mine.1 {
+                        // The peer is behind: tell it at once rather than at our next heartbeat.
+                        if let Some(msg) = self.config_msg(&group) {
+                            self.emit(crate::core::Action::SendGossip { to: from, msg });
+                        }
+                    }
+                    self.check_admin_confirmed(&group);
                 }
             }
         }
     }
 
+    /// This sentinel's heartbeat entry for `group`.
+    pub(super) fn heartbeat_entry(
+        &self,
+        group: &GroupName,
+    ) -> Option<(GroupName, ConfigEpoch, NodeId, Term)> {
+        let g = self.groups.get(group)?;
+        Some((
+            group.clone(),
+            g.durable.epoch,
+            g.durable.master,
+            g.durable.agreed,
+        ))
+    }
+
     pub(super) fn on_heartbeat_timer(&mut self, now: Instant) {
         self.timers
             .set(Timer::Heartbeat, now + self.cfg.heartbeat_interval);
-        let configs: Vec<(GroupName, ConfigEpoch, NodeId)> = self
-            .groups
+        let names: Vec<GroupName> = self.groups.keys().cloned().collect();
+        let configs: Vec<(GroupName, ConfigEpoch, NodeId, Term)> = names
             .iter()
-            .map(|(name, g)| (name.clone(), g.durable.epoch, g.durable.master))
+            .filter_map(|name| self.heartbeat_entry(name))
             .collect();
+        self.expire_admin(now);
         let voters: Vec<SentinelId> = self.voters.iter().copied().collect();
         self.broadcast(Gossip::Heartbeat { voters, configs });
         // A fence that no config and no abandonment settled (its leader died) is settled by a
@@ -109,6 +166,7 @@ impl Sentinel {
             .iter()
             .filter(|(_, g)| {
                 g.is_fenced()
+                    && !g.durable.removed
                     && g.failover.is_none()
                     && matches!(g.election, Election::Idle)
                     && g.fenced_since
@@ -174,6 +232,7 @@ impl Sentinel {
             // ours) would stand until some election settled it.
             self.abandon_term(group, term);
         }
+        self.admin_candidacy_lost(group);
         let g = self.groups.get_mut(group).expect("group looked up above");
         let old = g.durable.master;
         g.durable.epoch = epoch;
@@ -189,6 +248,11 @@ impl Sentinel {
         super::monitor::merge_lineage(&mut g.durable.lineage, lineage);
         if !g.is_fenced() {
             g.fenced_since = None;
+        }
+        if g.durable.removed {
+            // Nobody here watches it: the config is only kept.
+            self.persist();
+            return;
         }
         info!(%group, %old, new = %master, %epoch, "+switch-master");
         self.persist();

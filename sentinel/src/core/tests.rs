@@ -71,6 +71,8 @@ fn request_vote(term: u64) -> Gossip {
         term: Term(term),
         epoch: ConfigEpoch(0),
         reason: ElectionReason::MasterDown,
+        master: M,
+        agreed: Term(0),
     }
 }
 
@@ -249,6 +251,10 @@ fn a_newer_config_wins_and_is_persisted_before_it_is_published() {
         epoch: ConfigEpoch(3),
         master: R,
         lineage: Vec::new(),
+        options: None,
+        removed: false,
+        agreed: Term(0),
+        reset: Term(0),
     };
     s.handle(
         t0,
@@ -282,6 +288,10 @@ fn a_newer_config_wins_and_is_persisted_before_it_is_published() {
         epoch: ConfigEpoch(2),
         master: M,
         lineage: Vec::new(),
+        options: None,
+        removed: false,
+        agreed: Term(0),
+        reset: Term(0),
     };
     s.handle(t0, Input::GossipReceived { from: S3, msg: old });
     assert_eq!(decisions(&mut s), vec![]);
@@ -511,6 +521,10 @@ fn an_empty_master_is_taken_for_restarted_only_if_a_replica_holds_its_history() 
                 (ReplId(20), ReplOffset(u64::MAX)),
                 (ReplId(10), ReplOffset(5)),
             ],
+            options: None,
+            removed: false,
+            agreed: Term(0),
+            reset: Term(0),
         };
         s.handle(t0, Input::GossipReceived { from: S2, msg });
         for node in [M, R] {
@@ -938,4 +952,248 @@ fn replicaof_acknowledgements_confirm_the_promotion_and_release_the_old_master_a
     s.handle(t0, Input::ReplicaofAcknowledged { node: M });
     s.handle(t0, Input::ReplicaofAcknowledged { node: R2 });
     assert_eq!(decisions(&mut s), vec![]);
+}
+
+/// Three sentinels wired to each other: every `Persist` is confirmed at once and every message
+/// delivered (to `up` sentinels only); returns the events each published.
+struct Trio {
+    s: Vec<Sentinel>,
+    up: [bool; 3],
+    events: Vec<(SentinelId, Event)>,
+    now: Instant,
+}
+
+impl Trio {
+    fn new() -> Trio {
+        let t0 = crate::testutil::t0();
+        let s = [S1, S2, S3]
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| Sentinel::new(id, cfg(), i as u64, t0))
+            .collect();
+        let mut t = Trio {
+            s,
+            up: [true; 3],
+            events: Vec::new(),
+            now: t0,
+        };
+        t.pump();
+        t
+    }
+
+    fn idx(id: SentinelId) -> usize {
+        (id.0 - 1) as usize
+    }
+
+    /// Runs every action until nothing is left to deliver.
+    fn pump(&mut self) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            for i in 0..3 {
+                while let Some(a) = self.s[i].poll_action() {
+                    moved = true;
+                    let from = self.s[i].id();
+                    match a {
+                        Action::Persist(d) => {
+                            self.s[i].handle(self.now, Input::Persisted { version: d.version })
+                        }
+                        Action::SendGossip { to, msg } => {
+                            let j = Trio::idx(to);
+                            if self.up[i] && self.up[j] {
+                                self.s[j].handle(self.now, Input::GossipReceived { from, msg });
+                            }
+                        }
+                        Action::Publish(e) => self.events.push((from, e)),
+                        _ => {}
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the trio never settled");
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        for i in 0..3 {
+            self.s[i].handle_timeout(self.now);
+        }
+        self.pump();
+    }
+
+    fn request(&mut self, at: SentinelId, id: u64, group: &str, change: AdminChange) {
+        let group = GroupName::new(group);
+        self.s[Trio::idx(at)].handle(self.now, Input::AdminRequested { id, group, change });
+        self.pump();
+    }
+
+    fn verdict(&self, id: u64) -> Option<Result<Term, AdminError>> {
+        self.events.iter().find_map(|(_, e)| match e {
+            Event::AdminConfirmed { id: i, agreed, .. } if *i == id => Some(Ok(*agreed)),
+            Event::AdminFailed { id: i, reason, .. } if *i == id => Some(Err(reason.clone())),
+            _ => None,
+        })
+    }
+}
+
+#[test]
+fn an_operators_option_change_is_agreed_and_applied_on_every_sentinel() {
+    let mut t = Trio::new();
+    let mut o = cfg().groups[0].options();
+    o.down_after = Duration::from_secs(2);
+    o.quorum = Quorum(NonZeroU8::new(3).expect("three is not zero"));
+    o.extra.insert("auth-pass".into(), "pw".into());
+    t.request(S2, 1, "g", AdminChange::Set { options: o.clone() });
+    let agreed = t.verdict(1).expect("a verdict").expect("confirmed");
+    assert!(agreed > Term(0));
+    for s in &t.s {
+        assert_eq!(
+            s.group_options(&group()).as_ref(),
+            Some(&o),
+            "on {}",
+            s.id()
+        );
+        // The master's config is not touched: options have their own epoch.
+        assert_eq!(s.config_of(&group()), Some((ConfigEpoch(0), M)));
+        let d = &s.durable().groups[&group()];
+        assert_eq!((d.agreed, d.options.as_ref()), (agreed, Some(&o)));
+        // The change's term was abandoned: no voter is left fenced (leases flow again).
+        assert!(!s.groups[&group()].is_fenced(), "{} still fenced", s.id());
+    }
+    // No master changed, so no +switch-master.
+    assert!(
+        !t.events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::SwitchMaster { .. }))
+    );
+    // A sentinel restarted from its state keeps the agreed options over its config file.
+    let st = t.s[2].durable();
+    let back = Sentinel::recover(cfg(), st, 9, t.now);
+    assert_eq!(back.group_options(&group()), Some(o));
+}
+
+#[test]
+fn a_monitored_group_reaches_every_sentinel_and_a_removed_one_never_comes_back() {
+    let mut t = Trio::new();
+    let h = GroupName::new("h");
+    let master = NodeId(7);
+    let options = cfg().groups[0].options();
+    t.request(
+        S1,
+        1,
+        "h",
+        AdminChange::Monitor {
+            master,
+            options: options.clone(),
+        },
+    );
+    let added = t.verdict(1).expect("a verdict").expect("confirmed");
+    for s in &t.s {
+        assert!(s.group_names().contains(&h), "{} monitors h", s.id());
+        assert_eq!(s.config_of(&h), Some((ConfigEpoch::of_term(added), master)));
+    }
+    // Watched: the new master is probed.
+    t.s[1].handle_timeout(t.now + Duration::from_secs(1));
+    let probes: Vec<Action> = std::iter::from_fn(|| t.s[1].poll_action()).collect();
+    assert!(
+        probes
+            .iter()
+            .any(|a| matches!(a, Action::Probe { node } if *node == master))
+    );
+    t.pump();
+    // Monitoring it again is refused.
+    t.request(
+        S3,
+        2,
+        "h",
+        AdminChange::Monitor {
+            master,
+            options: options.clone(),
+        },
+    );
+    assert_eq!(t.verdict(2), Some(Err(AdminError::Exists(h.clone()))));
+    t.request(S3, 3, "h", AdminChange::Remove);
+    let removed = t.verdict(3).expect("a verdict").expect("confirmed");
+    assert!(removed > added);
+    for s in &t.s {
+        assert!(!s.group_names().contains(&h), "{} forgot h", s.id());
+        assert!(
+            s.durable().groups[&h].removed,
+            "kept as removed on {}",
+            s.id()
+        );
+    }
+    // The config that added it, delivered late, does not bring it back.
+    let stale = Gossip::Config {
+        group: h.clone(),
+        epoch: ConfigEpoch::of_term(added),
+        master,
+        lineage: Vec::new(),
+        options: Some(options),
+        removed: false,
+        agreed: added,
+        reset: Term(0),
+    };
+    t.s[0].handle(
+        t.now,
+        Input::GossipReceived {
+            from: S2,
+            msg: stale,
+        },
+    );
+    t.pump();
+    assert!(!t.s[0].group_names().contains(&h));
+    // Changing a removed group is refused like an unknown one.
+    t.request(S1, 4, "h", AdminChange::Reset);
+    assert_eq!(t.verdict(4), Some(Err(AdminError::Unknown(h))));
+}
+
+#[test]
+fn bad_operator_changes_are_refused_with_a_reason() {
+    let mut t = Trio::new();
+    let mut too_big = cfg().groups[0].options();
+    too_big.quorum = Quorum(NonZeroU8::new(4).expect("four is not zero"));
+    t.request(S1, 1, "g", AdminChange::Set { options: too_big });
+    assert!(matches!(t.verdict(1), Some(Err(AdminError::Invalid(_)))));
+    let mut too_short = cfg().groups[0].options();
+    too_short.down_after = Duration::from_millis(10);
+    t.request(S1, 2, "g", AdminChange::Set { options: too_short });
+    assert!(matches!(t.verdict(2), Some(Err(AdminError::Invalid(_)))));
+    t.request(S1, 3, "nope", AdminChange::Remove);
+    assert_eq!(
+        t.verdict(3),
+        Some(Err(AdminError::Unknown(GroupName::new("nope"))))
+    );
+    t.request(
+        S1,
+        4,
+        "g",
+        AdminChange::Monitor {
+            master: R,
+            options: cfg().groups[0].options(),
+        },
+    );
+    assert_eq!(t.verdict(4), Some(Err(AdminError::Exists(group()))));
+    // Nothing changed anywhere.
+    for s in &t.s {
+        assert_eq!(s.config_of(&group()), Some((ConfigEpoch(0), M)));
+    }
+}
+
+#[test]
+fn a_change_without_a_majority_fails_after_the_failover_timeout() {
+    let mut t = Trio::new();
+    t.up = [true, false, false];
+    t.request(S1, 1, "g", AdminChange::Reset);
+    assert_eq!(t.verdict(1), None, "no verdict while votes may still come");
+    // Meanwhile another request for the group is refused as busy.
+    t.request(S1, 2, "g", AdminChange::Remove);
+    assert_eq!(t.verdict(2), Some(Err(AdminError::Busy(group()))));
+    for _ in 0..12 {
+        t.advance(Duration::from_secs(1));
+    }
+    assert_eq!(t.verdict(1), Some(Err(AdminError::NoMajority(group()))));
+    assert_eq!(t.s[0].config_of(&group()), Some((ConfigEpoch(0), M)));
 }

@@ -13,7 +13,8 @@ use vigil_proto::gossip as pb;
 use vigil_proto::gossip::envelope::Msg;
 
 use crate::core::{
-    ConfigEpoch, ElectionReason, Gossip, GroupName, NodeId, ReplId, ReplOffset, SentinelId, Term,
+    ConfigEpoch, Dc, ElectionReason, Gossip, GroupName, GroupOptions, NodeId, Quorum, ReplId,
+    ReplOffset, SentinelId, Term,
 };
 use crate::nodes::{NodeAddr, NodeTable};
 
@@ -114,6 +115,14 @@ pub enum ConvertError {
         /// The value.
         value: i32,
     },
+    /// A group option out of its range.
+    #[error("invalid group option {what}: {value}")]
+    Option {
+        /// Which option.
+        what: &'static str,
+        /// Its value, shortened.
+        value: String,
+    },
     /// A sentinel id of zero (ids are never zero).
     #[error("sentinel id 0 in the voter list")]
     ZeroSentinelId,
@@ -144,11 +153,15 @@ pub fn encode(msg: &Gossip, nodes: &NodeTable) -> Option<pb::Envelope> {
             term,
             epoch,
             reason,
+            master,
+            agreed,
         } => Msg::RequestVote(pb::RequestVote {
             group: group.to_string(),
             term: term.0,
             epoch: epoch.0,
             reason: reason_to_pb(*reason) as i32,
+            master: addr(*master)?,
+            agreed: agreed.0,
         }),
         Gossip::Vote {
             group,
@@ -186,11 +199,22 @@ pub fn encode(msg: &Gossip, nodes: &NodeTable) -> Option<pb::Envelope> {
             epoch,
             master,
             lineage,
+            agreed,
+            options,
+            removed,
+            reset,
         } => Msg::GroupConfig(pb::GroupConfig {
             group: group.to_string(),
             epoch: epoch.0,
             master: addr(*master)?,
             lineage: lineage_to_pb(lineage),
+            options: options.as_ref().map(options_to_pb),
+            removed: *removed,
+            agreed: agreed.0,
+            reset: reset.0,
+        }),
+        Gossip::ConfigPull { group } => Msg::ConfigPull(pb::ConfigPull {
+            group: group.to_string(),
         }),
         Gossip::ConfigQuery {
             group,
@@ -218,11 +242,12 @@ pub fn encode(msg: &Gossip, nodes: &NodeTable) -> Option<pb::Envelope> {
         }),
         Gossip::Heartbeat { voters, configs } => {
             let mut out = Vec::with_capacity(configs.len());
-            for (group, epoch, master) in configs {
+            for (group, epoch, master, agreed) in configs {
                 out.push(pb::GroupEpoch {
                     group: group.to_string(),
                     epoch: epoch.0,
                     master: addr(*master)?,
+                    agreed: agreed.0,
                 });
             }
             Msg::Heartbeat(pb::Heartbeat {
@@ -279,11 +304,14 @@ pub fn decode(env: pb::Envelope, nodes: &mut NodeTable) -> Result<Decoded, Conve
         Msg::RequestVote(r) => {
             let group = group_name(&r.group)?;
             let reason = reason_from_pb(r.reason)?;
+            let master = node_addr(&r.master)?;
             Gossip::RequestVote {
                 group,
                 term: Term(r.term),
                 epoch: ConfigEpoch(r.epoch),
                 reason,
+                master: intern(nodes, master)?,
+                agreed: Term(r.agreed),
             }
         }
         Msg::Vote(v) => {
@@ -322,13 +350,21 @@ pub fn decode(env: pb::Envelope, nodes: &mut NodeTable) -> Result<Decoded, Conve
             let group = group_name(&c.group)?;
             bound("lineage", c.lineage.len(), MAX_LINEAGE)?;
             let master = node_addr(&c.master)?;
+            let options = c.options.as_ref().map(options_from_pb).transpose()?;
             Gossip::Config {
                 group,
                 epoch: ConfigEpoch(c.epoch),
                 master: intern(nodes, master)?,
                 lineage: lineage_from_pb(&c.lineage),
+                agreed: Term(c.agreed),
+                options,
+                removed: c.removed,
+                reset: Term(c.reset),
             }
         }
+        Msg::ConfigPull(p) => Gossip::ConfigPull {
+            group: group_name(&p.group)?,
+        },
         Msg::ConfigQuery(q) => {
             let group = group_name(&q.group)?;
             let master = node_addr(&q.master)?;
@@ -363,11 +399,12 @@ pub fn decode(env: pb::Envelope, nodes: &mut NodeTable) -> Result<Decoded, Conve
                     group_name(&c.group)?,
                     ConfigEpoch(c.epoch),
                     node_addr(&c.master)?,
+                    Term(c.agreed),
                 ));
             }
             let mut configs = Vec::with_capacity(parsed.len());
-            for (group, epoch, master) in parsed {
-                configs.push((group, epoch, intern(nodes, master)?));
+            for (group, epoch, master, agreed) in parsed {
+                configs.push((group, epoch, intern(nodes, master)?, agreed));
             }
             Gossip::Heartbeat {
                 voters: h.voters.into_iter().map(SentinelId).collect(),
@@ -488,7 +525,96 @@ fn reason_to_pb(reason: ElectionReason) -> pb::ElectionReason {
         ElectionReason::Manual => pb::ElectionReason::Manual,
         ElectionReason::Switchover => pb::ElectionReason::Switchover,
         ElectionReason::Fenced => pb::ElectionReason::Fenced,
+        ElectionReason::Admin => pb::ElectionReason::Admin,
     }
+}
+
+/// The most `extra` options a group carries, and the longest key or value.
+const MAX_EXTRA: usize = 64;
+const MAX_EXTRA_LEN: usize = 1024;
+
+fn options_to_pb(o: &GroupOptions) -> pb::GroupOptions {
+    pb::GroupOptions {
+        quorum: u32::from(o.quorum.0.get()),
+        down_after_ms: u64::try_from(o.down_after.as_millis()).unwrap_or(u64::MAX),
+        failover_timeout_ms: u64::try_from(o.failover_timeout.as_millis()).unwrap_or(u64::MAX),
+        parallel_syncs: u32::from(o.parallel_syncs.get()),
+        preferred_dc: o
+            .preferred_dc
+            .as_ref()
+            .map(|d| d.0.to_string())
+            .unwrap_or_default(),
+        sync_replicas: u32::from(o.sync_replicas),
+        extra: o
+            .extra
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+fn options_from_pb(o: &pb::GroupOptions) -> Result<GroupOptions, ConvertError> {
+    let small = |what: &'static str, v: u32, min: u32| -> Result<u8, ConvertError> {
+        u8::try_from(v)
+            .ok()
+            .filter(|n| u32::from(*n) >= min)
+            .ok_or(ConvertError::Option {
+                what,
+                value: v.to_string(),
+            })
+    };
+    let ms = |what: &'static str, v: u64| -> Result<Duration, ConvertError> {
+        let d = Duration::from_millis(v);
+        if d > MAX_DURATION || d.is_zero() {
+            return Err(ConvertError::Option {
+                what,
+                value: v.to_string(),
+            });
+        }
+        Ok(d)
+    };
+    bound("extra", o.extra.len(), MAX_EXTRA)?;
+    if let Some((k, v)) = o
+        .extra
+        .iter()
+        .find(|(k, v)| k.len() > MAX_EXTRA_LEN || v.len() > MAX_EXTRA_LEN)
+    {
+        return Err(ConvertError::Option {
+            what: "extra",
+            value: format!(
+                "{} ({} + {} bytes)",
+                k.chars().take(32).collect::<String>(),
+                k.len(),
+                v.len()
+            ),
+        });
+    }
+    let nonzero = |what, v| {
+        std::num::NonZeroU8::new(small(what, v, 1)?).ok_or(ConvertError::Option {
+            what,
+            value: v.to_string(),
+        })
+    };
+    let dc = o.preferred_dc.trim();
+    if dc.len() > 128 {
+        return Err(ConvertError::Option {
+            what: "preferred_dc",
+            value: dc.chars().take(32).collect(),
+        });
+    }
+    Ok(GroupOptions {
+        quorum: Quorum(nonzero("quorum", o.quorum)?),
+        down_after: ms("down_after_ms", o.down_after_ms)?,
+        failover_timeout: ms("failover_timeout_ms", o.failover_timeout_ms)?,
+        parallel_syncs: nonzero("parallel_syncs", o.parallel_syncs)?,
+        preferred_dc: (!dc.is_empty()).then(|| Dc(dc.into())),
+        sync_replicas: small("sync_replicas", o.sync_replicas, 0)?,
+        extra: o
+            .extra
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    })
 }
 
 fn reason_from_pb(value: i32) -> Result<ElectionReason, ConvertError> {
@@ -497,6 +623,7 @@ fn reason_from_pb(value: i32) -> Result<ElectionReason, ConvertError> {
         Ok(pb::ElectionReason::Manual) => Ok(ElectionReason::Manual),
         Ok(pb::ElectionReason::Switchover) => Ok(ElectionReason::Switchover),
         Ok(pb::ElectionReason::Fenced) => Ok(ElectionReason::Fenced),
+        Ok(pb::ElectionReason::Admin) => Ok(ElectionReason::Admin),
         Ok(pb::ElectionReason::Unspecified) | Err(_) => Err(ConvertError::UnknownEnum {
             what: "ElectionReason",
             value,
@@ -552,24 +679,40 @@ mod tests {
                 term: Term(7),
                 epoch: ConfigEpoch(6),
                 reason: ElectionReason::MasterDown,
+                master: a,
+                agreed: Term(0),
             },
             Gossip::RequestVote {
                 group: g("g"),
                 term: Term(8),
                 epoch: ConfigEpoch(6),
                 reason: ElectionReason::Manual,
+                master: a,
+                agreed: Term(0),
             },
             Gossip::RequestVote {
                 group: g("g"),
                 term: Term(9),
                 epoch: ConfigEpoch(6),
                 reason: ElectionReason::Switchover,
+                master: a,
+                agreed: Term(0),
             },
             Gossip::RequestVote {
                 group: g("g"),
                 term: Term(10),
                 epoch: ConfigEpoch(6),
                 reason: ElectionReason::Fenced,
+                master: a,
+                agreed: Term(0),
+            },
+            Gossip::RequestVote {
+                group: g("new"),
+                term: Term(1),
+                epoch: ConfigEpoch(0),
+                reason: ElectionReason::Admin,
+                master: b,
+                agreed: Term(0),
             },
             Gossip::Vote {
                 group: g("g"),
@@ -603,7 +746,32 @@ mod tests {
                 epoch: ConfigEpoch(4),
                 master: b,
                 lineage: vec![(ReplId(9), ReplOffset(99))],
+                options: None,
+                removed: false,
+                agreed: Term(0),
+                reset: Term(0),
             },
+            Gossip::Config {
+                group: g("h"),
+                epoch: ConfigEpoch(7),
+                master: a,
+                lineage: vec![],
+                options: Some(GroupOptions {
+                    quorum: Quorum(std::num::NonZeroU8::new(2).unwrap()),
+                    down_after: Duration::from_millis(1500),
+                    failover_timeout: Duration::from_secs(20),
+                    parallel_syncs: std::num::NonZeroU8::new(3).unwrap(),
+                    preferred_dc: Some(Dc("east".into())),
+                    sync_replicas: 1,
+                    extra: [("auth-pass".to_string(), "pw".to_string())]
+                        .into_iter()
+                        .collect(),
+                }),
+                removed: true,
+                agreed: Term(0),
+                reset: Term(0),
+            },
+            Gossip::ConfigPull { group: g("h") },
             Gossip::ConfigQuery {
                 group: g("g"),
                 epoch: ConfigEpoch(4),
@@ -619,7 +787,10 @@ mod tests {
             },
             Gossip::Heartbeat {
                 voters: vec![SentinelId(1), SentinelId(u32::MAX)],
-                configs: vec![(g("a"), ConfigEpoch(1), a), (g("b c"), ConfigEpoch(2), b)],
+                configs: vec![
+                    (g("a"), ConfigEpoch(1), a, Term(0)),
+                    (g("b c"), ConfigEpoch(2), b, Term(5)),
+                ],
             },
             Gossip::Hello,
         ]
@@ -739,13 +910,15 @@ mod tests {
 
     #[test]
     fn unknown_election_reasons_are_rejected() {
-        for value in [0, 5, -1] {
+        for value in [0, 6, -1] {
             let env = pb::Envelope {
                 msg: Some(Msg::RequestVote(pb::RequestVote {
                     group: "g".into(),
                     term: 1,
                     epoch: 0,
                     reason: value,
+                    master: "10.0.0.1:1".into(),
+                    agreed: 0,
                 })),
             };
             assert_eq!(
@@ -805,6 +978,10 @@ mod tests {
                 epoch: 1,
                 master: "10.0.0.1:1".into(),
                 lineage: vec![pb::LineageEntry::default(); MAX_LINEAGE + 1],
+                options: None,
+                removed: false,
+                agreed: 0,
+                reset: 0,
             })),
         };
         assert!(matches!(reject(config), ConvertError::TooMany { .. }));
@@ -816,6 +993,7 @@ mod tests {
                         group: "g".into(),
                         epoch: 1,
                         master: "10.0.0.1:1".into(),
+                        agreed: 0,
                     };
                     configs
                 ],
@@ -859,11 +1037,13 @@ mod tests {
                         group: "g".into(),
                         epoch: 1,
                         master: "10.0.0.1:1".into(),
+                        agreed: 0,
                     },
                     pb::GroupEpoch {
                         group: "g".into(),
                         epoch: 1,
                         master: "bad".into(),
+                        agreed: 0,
                     },
                 ],
             })),

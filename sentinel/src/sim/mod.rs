@@ -111,6 +111,9 @@ pub enum Fault {
     /// These endpoints on one side, everything else on the other.
     Partition(Vec<Endpoint>),
     Heal,
+    /// An operator changes group 0's options at this sentinel (`parallel_syncs` toggled), an
+    /// election of its own among the failovers.
+    AdminSet(usize),
 }
 
 #[derive(Debug)]
@@ -406,11 +409,24 @@ impl Sim {
     pub fn agreed_config(&self, g: usize) -> Result<(ConfigEpoch, NodeId), String> {
         let name = &self.groups[g];
         let mut seen = None;
+        let mut options = None;
         for s in &self.sentinels {
             let Some(core) = &s.core else { continue };
             let c = core
                 .config_of(name)
                 .expect("every sentinel watches every group");
+            // Operators' changes travel with the configs: one config, one set of options.
+            let o = core.group_options(name);
+            match &options {
+                None => options = Some(o),
+                Some(prev) if *prev != o => {
+                    return Err(format!(
+                        "{name}: sentinels disagree on options: {prev:?} vs {o:?} ({})",
+                        s.id
+                    ));
+                }
+                Some(_) => {}
+            }
             match seen {
                 None => seen = Some(c),
                 Some(prev) if prev != c => {
@@ -1069,6 +1085,32 @@ impl Sim {
             Fault::Heal => {
                 self.side_s.iter_mut().for_each(|s| *s = 0);
                 self.side_n.iter_mut().for_each(|s| *s = 0);
+            }
+            Fault::AdminSet(i) => {
+                let group = self.groups[0].clone();
+                let Some(mut options) = self.sentinels[i]
+                    .core
+                    .as_ref()
+                    .and_then(|c| c.group_options(&group))
+                else {
+                    return;
+                };
+                let n = if options.parallel_syncs.get() == 1 {
+                    2
+                } else {
+                    1
+                };
+                options.parallel_syncs =
+                    std::num::NonZeroU8::new(n).unwrap_or(std::num::NonZeroU8::MIN);
+                let id = self.fresh_id();
+                self.feed(
+                    i,
+                    Input::AdminRequested {
+                        id,
+                        group,
+                        change: crate::core::AdminChange::Set { options },
+                    },
+                );
             }
         }
     }
