@@ -304,7 +304,27 @@ impl Sentinel {
         }
         g.record_vote(term, from);
         g.fenced_since = Some(now);
+        let (min, max) = self.cfg.retry_backoff;
+        let backoff = min + self.random_duration(max - min);
+        let g = self.groups.get_mut(group).expect("group looked up above");
         let stepping_down = match g.election {
+            // An operator's change fails over nothing: a failover this sentinel meant to run
+            // is only put off (its candidacy of an older term ends), never dropped, or a group
+            // left objectively down would wait for an ODOWN transition that never comes.
+            Election::Candidate {
+                reason: own @ (ElectionReason::MasterDown | ElectionReason::Fenced),
+                ..
+            } if reason == ElectionReason::Admin => {
+                g.election = Election::Backoff { reason: own };
+                self.timers
+                    .set(Timer::Election(group.clone()), now + backoff);
+                false
+            }
+            Election::Jitter { .. } | Election::Backoff { .. }
+                if reason == ElectionReason::Admin =>
+            {
+                false
+            }
             Election::Candidate { .. } | Election::Jitter { .. } | Election::Backoff { .. } => {
                 g.election = Election::Idle;
                 self.timers.cancel(&Timer::Election(group.clone()));

@@ -1147,6 +1147,15 @@ fn figures() {
     );
 }
 
+/// An operator's change voted for while a sentinel waited to retry an aborted failover (the
+/// master restarted empty, so it stayed objectively down with no transition) used to cancel
+/// that retry, and the group was left without a master for good; the retry is now put off,
+/// never dropped.
+#[test]
+fn an_operators_change_does_not_cancel_a_pending_failover_retry() {
+    assert_seeds_converge(&[(1_166_768, &[3, 4, 5, 6, 7, 8, 9])]);
+}
+
 /// Operators' changes injected into random runs (`Fault::AdminSet`, about a third of the
 /// seeds): a change reported confirmed is in force on every sentinel once the faults healed
 /// (a later leader carries it), and most changes are confirmed despite the faults.
