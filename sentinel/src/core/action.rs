@@ -154,6 +154,26 @@ pub struct DurableGroup {
     pub reset: Term,
 }
 
+impl DurableGroup {
+    /// The state of a group nobody voted in or changed yet: its configured master at epoch 0.
+    pub fn fresh(cfg: &super::config::GroupConfig) -> DurableGroup {
+        DurableGroup {
+            term: Term(0),
+            vote: None,
+            abandoned: Term(0),
+            fence_from: Term(0),
+            epoch: ConfigEpoch(0),
+            master: cfg.master,
+            replicas: cfg.replicas.iter().copied().collect(),
+            lineage: BTreeMap::new(),
+            agreed: Term(0),
+            options: None,
+            removed: false,
+            reset: Term(0),
+        }
+    }
+}
+
 /// Why a sentinel runs for leader.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum ElectionReason {

@@ -112,21 +112,11 @@ impl Sentinel {
 
     /// A removed entry for `group`: it holds the group's term and vote, nothing is watched.
     pub(super) fn insert_removed(&mut self, now: Instant, group: &GroupName, master: NodeId) {
-        let durable = DurableGroup {
-            term: Term(0),
-            vote: None,
-            abandoned: Term(0),
-            fence_from: Term(0),
-            epoch: ConfigEpoch(0),
-            master,
-            replicas: Default::default(),
-            lineage: Default::default(),
-            agreed: Term(0),
-            options: None,
-            removed: true,
-            reset: Term(0),
-        };
         let cfg = GroupConfig::new(group.as_str(), master, Vec::new(), Quorum(NonZeroU8::MIN));
+        let durable = DurableGroup {
+            removed: true,
+            ..DurableGroup::fresh(&cfg)
+        };
         self.insert_group(now, cfg, durable);
     }
 

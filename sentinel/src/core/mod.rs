@@ -150,23 +150,7 @@ impl Sentinel {
         let groups = config
             .groups
             .iter()
-            .map(|g| {
-                let durable = DurableGroup {
-                    term: Term(0),
-                    vote: None,
-                    abandoned: Term(0),
-                    fence_from: Term(0),
-                    epoch: ConfigEpoch(0),
-                    master: g.master,
-                    replicas: g.replicas.iter().copied().collect(),
-                    lineage: BTreeMap::new(),
-                    agreed: Term(0),
-                    options: None,
-                    removed: false,
-                    reset: Term(0),
-                };
-                (g.name.clone(), durable)
-            })
+            .map(|g| (g.name.clone(), DurableGroup::fresh(g)))
             .collect();
         let state = DurableState {
             version: PersistVersion(0),
@@ -362,20 +346,9 @@ impl Sentinel {
         };
         let mut durable_groups = state.groups;
         for gcfg in s.cfg.groups.clone() {
-            let durable = durable_groups.remove(&gcfg.name).unwrap_or(DurableGroup {
-                term: Term(0),
-                vote: None,
-                abandoned: Term(0),
-                fence_from: Term(0),
-                epoch: ConfigEpoch(0),
-                master: gcfg.master,
-                replicas: gcfg.replicas.iter().copied().collect(),
-                lineage: BTreeMap::new(),
-                agreed: Term(0),
-                options: None,
-                removed: false,
-                reset: Term(0),
-            });
+            let durable = durable_groups
+                .remove(&gcfg.name)
+                .unwrap_or_else(|| DurableGroup::fresh(&gcfg));
             if durable.removed || durable.options.is_some() {
                 tracing::warn!(group = %gcfg.name, removed = durable.removed, "an operator's change of this group overrides the config file");
             }
