@@ -349,8 +349,9 @@ impl Sentinel {
         }
     }
 
-    /// FIXME: the operator must forget a sentinel on every sentinel; agreeing on voter-set
-    /// changes through the term/vote path (joint consensus) is not done yet.
+    /// FIXME: the operator must forget a sentinel on every sentinel, one sentinel at a time;
+    /// voter-set changes are not agreed yet (docs/MEMBERSHIP.md: why one change at a time is
+    /// safe, two concurrent ones are not, and the Paxos-per-epoch design that fixes it).
     pub(super) fn handle_forget(&mut self, id: SentinelId) {
         if id == self.id || !self.voters.remove(&id) {
             return;
