@@ -221,22 +221,10 @@ impl Sentinel {
             AdminKind::Set
         };
         if removed && !was_removed {
-            let promoting = g.failover.as_ref().is_some_and(|f| f.promoting());
-            if g.failover.is_some() && !promoting {
-                self.abort_failover(now, group, super::AbortReason::NewerConfig);
-            }
-            let g = self.groups.get_mut(group).expect("group looked up above");
-            g.failover = None;
-            let candidacy = match g.election {
-                Election::Candidate { term, .. } => Some(term),
-                _ => None,
-            };
-            g.election = Election::Idle;
-            g.odown = false;
-            self.timers.cancel(&super::Timer::Election(group.clone()));
-            self.timers.cancel(&super::Timer::Failover(group.clone()));
-            if let Some(term) = candidacy {
-                self.abandon_term(group, term);
+            // A promotion already sent is not abandoned: no newer config supersedes it.
+            self.stand_down(now, group, false);
+            if let Some(g) = self.groups.get_mut(group) {
+                g.odown = false;
             }
         }
         let master = self.groups[group].durable.master;

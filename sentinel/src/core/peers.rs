@@ -207,31 +207,8 @@ impl Sentinel {
             debug!(%group, %epoch, %master, "conflicting config of the same epoch ignored");
             return;
         }
-        if let Some(f) = g.failover.as_ref() {
-            if f.promoted() {
-                // Our own promotion lost to a newer one; the newer config wins.
-                let g = self.groups.get_mut(group).expect("group looked up above");
-                g.failover = None;
-                g.election = Election::Idle;
-                self.timers.cancel(&Timer::Failover(group.clone()));
-            } else {
-                self.abort_failover(now, group, AbortReason::NewerConfig);
-            }
-        }
-        let g = self.groups.get_mut(group).expect("group looked up above");
-        let candidacy = match g.election {
-            Election::Candidate { term, .. } => Some(term),
-            _ => None,
-        };
-        if !matches!(g.election, Election::Idle) {
-            g.election = Election::Idle;
-            self.timers.cancel(&Timer::Election(group.clone()));
-        }
-        if let Some(term) = candidacy {
-            // This candidacy will never lead its term: tell its voters, or their fence (and
-            // ours) would stand until some election settled it.
-            self.abandon_term(group, term);
-        }
+        // Our own promotion, if any, lost to a newer one: the newer config wins.
+        self.stand_down(now, group, true);
         self.admin_candidacy_lost(group);
         let g = self.groups.get_mut(group).expect("group looked up above");
         let old = g.durable.master;
@@ -266,6 +243,38 @@ impl Sentinel {
             self.watch_node(now, group, master);
         }
         self.after_master_change(now, group, old);
+    }
+
+    /// Ends this sentinel's failover and candidacy of `group`, which a newer config or the
+    /// group's removal made pointless: a failover not promoted yet aborts (one that sent
+    /// `REPLICAOF NO ONE` only if `abort_promoting`), one past that is dropped; a candidacy's
+    /// term is abandoned, or its voters' fence (and ours) would stand until some election
+    /// settled it.
+    pub(super) fn stand_down(&mut self, now: Instant, group: &GroupName, abort_promoting: bool) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        if let Some(f) = g.failover.as_ref() {
+            if f.promoted() || (f.promoting() && !abort_promoting) {
+                g.failover = None;
+                g.election = Election::Idle;
+                self.timers.cancel(&Timer::Failover(group.clone()));
+            } else {
+                self.abort_failover(now, group, AbortReason::NewerConfig);
+            }
+        }
+        let g = self.groups.get_mut(group).expect("group looked up above");
+        let candidacy = match g.election {
+            Election::Candidate { term, .. } => Some(term),
+            _ => None,
+        };
+        if !matches!(g.election, Election::Idle) {
+            g.election = Election::Idle;
+            self.timers.cancel(&Timer::Election(group.clone()));
+        }
+        if let Some(term) = candidacy {
+            self.abandon_term(group, term);
+        }
     }
 
     /// Re-evaluates the group after its master changed from `old`.
