@@ -75,9 +75,14 @@ struct SentinelArgs {
     /// Gossip address peers should dial, when it differs from --gossip (NAT).
     #[arg(long, value_name = "IP:PORT")]
     announce: Option<String>,
-    /// Gossip address of a sentinel to join; repeatable.
+    /// Gossip address of a sentinel to join; repeatable. A new sentinel with seeds waits to be
+    /// admitted into their cluster; one without founds a cluster.
     #[arg(long, value_name = "IP:PORT")]
     join: Vec<String>,
+    /// Found a new cluster even with --join seeds (exactly one sentinel of a new cluster whose
+    /// sentinels all list each other).
+    #[arg(long)]
+    bootstrap: bool,
     /// This sentinel's data-centre label.
     #[arg(long)]
     dc: Option<String>,
@@ -285,6 +290,9 @@ fn sentinel_settings(args: SentinelArgs) -> Result<vigil_sentinel::settings::Set
     }
     for j in &args.join {
         s.join.push(sock("join", j)?);
+    }
+    if args.bootstrap {
+        s.bootstrap = true;
     }
     if let Some(v) = args.dc {
         s.dc = Some(v);

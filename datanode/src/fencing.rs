@@ -128,14 +128,27 @@ pub struct Grant {
     pub majority: NonZeroU8,
     /// The first `RUN_ID_PREFIX_LEN` characters of the run id the sentinel means, lower case.
     pub run_id_prefix: String,
+    /// The epoch of the sentinel's voter set (0 when the grant named none): only the leases of
+    /// the newest epoch among the unexpired ones count.
+    pub members: u64,
 }
 
 impl Grant {
     /// Parses the arguments after `VIGIL LEASE`: `<sentinel-id> <start-us> <ttl-ms> <majority>
-    /// <run-id-prefix>`.
+    /// <run-id-prefix> [<members-epoch>]`.
     pub fn parse(args: &[Bytes]) -> Result<Grant, LeaseError> {
-        let [id, start, ttl, majority, prefix] = args else {
-            return Err(LeaseError::Arity(args.len()));
+        let (id, start, ttl, majority, prefix, members) = match args {
+            [id, start, ttl, majority, prefix] => (id, start, ttl, majority, prefix, None),
+            [id, start, ttl, majority, prefix, members] => {
+                (id, start, ttl, majority, prefix, Some(members))
+            }
+            _ => return Err(LeaseError::Arity(args.len())),
+        };
+        let members = match members {
+            None => 0,
+            Some(m) => digits(m)
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| LeaseError::Members(shown(m)))?,
         };
         let sentinel = digits(id)
             .and_then(|s| s.parse::<u32>().ok())
@@ -162,6 +175,7 @@ impl Grant {
             ttl: Duration::from_millis(ttl_ms),
             majority,
             run_id_prefix: String::from_utf8_lossy(prefix).to_ascii_lowercase(),
+            members,
         })
     }
 }
@@ -169,9 +183,12 @@ impl Grant {
 /// Why a `VIGIL LEASE` was refused. Each refusal stores nothing.
 #[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
 pub enum LeaseError {
-    /// Not exactly five arguments after `LEASE` (the count is what came).
-    #[error("wrong number of arguments for 'vigil|lease' command: expected 5, got {0}")]
+    /// Not five or six arguments after `LEASE` (the count is what came).
+    #[error("wrong number of arguments for 'vigil|lease' command: expected 5 or 6, got {0}")]
     Arity(usize),
+    /// The members epoch is not a decimal u64.
+    #[error("invalid members-epoch '{0}': expected an integer in 0..=18446744073709551615")]
+    Members(String),
     /// The sentinel id is not a decimal u32.
     #[error("invalid sentinel-id '{0}': expected an integer in 0..=4294967295")]
     SentinelId(String),
@@ -212,15 +229,23 @@ pub enum LeaseError {
     },
 }
 
-/// Leases by sentinel, and the majority the latest grant asked for. Pure: every method takes
-/// the current node time.
+/// Leases by sentinel with the membership epoch of each, and the majority the latest grant of
+/// each epoch asked for. Pure: every method takes the current node time.
+///
+/// Only the unexpired leases of the newest epoch among them count: a sentinel removed from the
+/// voter set may not know it yet, and its leases must not make a majority with the current
+/// voters' (the sentinels commit a new set only once the leases granted under the old one by
+/// the voters that decided it have expired).
 #[derive(Clone, Debug)]
 pub struct LeaseTable {
     /// The run-id prefix grants must carry (this incarnation's), lower case.
     run_id_prefix: String,
-    /// End of each sentinel's lease; a lease is valid while `now < end`.
-    ends: BTreeMap<SentinelId, NodeTime>,
-    /// The majority of the latest accepted grant; `None` before the first.
+    /// End of each sentinel's lease and the newest epoch it granted under; a lease is valid
+    /// while `now < end`.
+    ends: BTreeMap<SentinelId, (NodeTime, u64)>,
+    /// The majority of the latest accepted grant of each epoch (the newest `MAX_EPOCHS`).
+    majorities: BTreeMap<u64, NonZeroU8>,
+    /// The majority of the latest accepted grant of the newest epoch; `None` before the first.
     majority: Option<NonZeroU8>,
     /// Node time of the latest revocation; grants starting at or before it are refused.
     revoked_at: Option<NodeTime>,
@@ -233,6 +258,7 @@ impl LeaseTable {
         LeaseTable {
             run_id_prefix: prefix.to_ascii_lowercase(),
             ends: BTreeMap::new(),
+            majorities: BTreeMap::new(),
             majority: None,
             revoked_at: None,
         }
@@ -260,16 +286,23 @@ impl LeaseTable {
         }
         if !self.ends.contains_key(&g.sentinel) && self.ends.len() >= MAX_SENTINELS {
             // Room is made only from leases that can no longer count.
-            self.ends.retain(|_, end| now < *end);
+            self.ends.retain(|_, (end, _)| now < *end);
             if self.ends.len() >= MAX_SENTINELS {
                 return Err(LeaseError::TableFull(self.ends.len()));
             }
         }
         let end = g.start.saturating_add(g.ttl);
-        let slot = self.ends.entry(g.sentinel).or_insert(end);
+        let slot = self.ends.entry(g.sentinel).or_insert((end, g.members));
         // Never shorten: a late or reordered grant must not cut a lease another one extended.
-        *slot = (*slot).max(end);
-        self.majority = Some(g.majority);
+        slot.0 = slot.0.max(end);
+        slot.1 = slot.1.max(g.members);
+        self.majorities.insert(g.members, g.majority);
+        while self.majorities.len() > MAX_EPOCHS {
+            self.majorities.pop_first();
+        }
+        if self.majorities.last_key_value().map(|(e, _)| *e) == Some(g.members) {
+            self.majority = Some(g.majority);
+        }
         Ok(())
     }
 
@@ -284,27 +317,39 @@ impl LeaseTable {
 
     /// Number of sentinels whose lease is unexpired at `now`.
     pub fn valid(&self, now: NodeTime) -> usize {
-        self.ends.values().filter(|end| now < **end).count()
+        self.ends.values().filter(|(end, _)| now < *end).count()
     }
 
-    /// The majority of the latest accepted grant, if any.
+    /// The newest membership epoch among the unexpired leases at `now`, and how many of them
+    /// are of it: the leases that count.
+    pub fn counted(&self, now: NodeTime) -> Option<(u64, usize)> {
+        let valid = || self.ends.values().filter(|(end, _)| now < *end);
+        let newest = valid().map(|(_, e)| *e).max()?;
+        Some((newest, valid().filter(|(_, e)| *e == newest).count()))
+    }
+
+    /// The majority of the latest accepted grant of the newest epoch, if any.
     pub fn majority(&self) -> Option<NonZeroU8> {
         self.majority
     }
 
-    /// True when at least the required majority of leases is unexpired at `now`. Before any
-    /// grant there is no majority to hold.
+    /// True when the unexpired leases of the newest epoch among them reach the majority its
+    /// latest grant asked for. Before any grant there is no majority to hold.
     pub fn holds_majority(&self, now: NodeTime) -> bool {
-        self.majority
-            .is_some_and(|m| self.valid(now) >= usize::from(m.get()))
+        let Some((epoch, count)) = self.counted(now) else {
+            return false;
+        };
+        self.majorities
+            .get(&epoch)
+            .is_some_and(|m| count >= usize::from(m.get()))
     }
 
     /// Unexpired leases at `now` with the time each has left, by sentinel id.
     pub fn leases(&self, now: NodeTime) -> Vec<(SentinelId, Duration)> {
         self.ends
             .iter()
-            .filter(|(_, end)| now < **end)
-            .map(|(id, end)| (*id, end.since(now)))
+            .filter(|(_, (end, _))| now < *end)
+            .map(|(id, (end, _))| (*id, end.since(now)))
             .collect()
     }
 }
@@ -316,7 +361,7 @@ pub struct FencingStatus {
     pub mode: WriteFencing,
     /// Whether writes are fenced now (on a master).
     pub active: bool,
-    /// Unexpired leases.
+    /// Unexpired leases that count (of the newest membership epoch among them).
     pub valid: usize,
     /// Required majority; 0 before the first grant.
     pub majority: u8,
@@ -422,7 +467,7 @@ impl Fencing {
         FencingStatus {
             mode: WriteFencing::from_u8(self.mode.load(Ordering::Relaxed)),
             active: self.active.load(Ordering::Relaxed),
-            valid: table.valid(self.now()),
+            valid: table.counted(self.now()).map_or(0, |(_, n)| n),
             majority: table.majority().map_or(0, NonZeroU8::get),
         }
     }
@@ -451,6 +496,9 @@ impl Fencing {
     }
 }
 
+/// The most membership epochs whose majority a table remembers.
+const MAX_EPOCHS: usize = 8;
+
 /// `arg` as text if it is a non-empty run of ASCII digits (no sign, no spaces).
 fn digits(arg: &[u8]) -> Option<&str> {
     if arg.is_empty() || !arg.iter().all(u8::is_ascii_digit) {
@@ -477,7 +525,39 @@ mod tests {
             ttl: Duration::from_millis(ttl_ms),
             majority: NonZeroU8::new(majority).expect("test majority is non-zero"),
             run_id_prefix: RUN_ID[..RUN_ID_PREFIX_LEN].to_string(),
+            members: 0,
         }
+    }
+
+    fn grant_at(sentinel: u32, start: u64, majority: u8, members: u64) -> Grant {
+        Grant {
+            members,
+            ..grant(sentinel, start, 100, majority)
+        }
+    }
+
+    #[test]
+    fn only_the_leases_of_the_newest_membership_epoch_count() {
+        let mut t = LeaseTable::new(RUN_ID);
+        // Five voters at epoch 1: three leases make a majority.
+        for id in [1, 2, 3] {
+            t.grant(NodeTime(0), &grant_at(id, 0, 3, 1)).unwrap();
+        }
+        assert!(t.holds_majority(NodeTime(1)));
+        // Sentinel 3 adopted epoch 3 (voters {3, 4, 5}, majority 2): 1 and 2, removed without
+        // knowing it, no longer count, and 3 alone is no majority of its set.
+        t.grant(NodeTime(1), &grant_at(3, 1, 2, 3)).unwrap();
+        assert_eq!(t.counted(NodeTime(2)), Some((3, 1)));
+        assert!(!t.holds_majority(NodeTime(2)));
+        // 1 and 2 keep granting under epoch 1: still not counted.
+        for id in [1, 2] {
+            t.grant(NodeTime(2), &grant_at(id, 2, 3, 1)).unwrap();
+        }
+        assert!(!t.holds_majority(NodeTime(3)));
+        // A second voter of epoch 3: a majority again.
+        t.grant(NodeTime(3), &grant_at(4, 3, 2, 3)).unwrap();
+        assert!(t.holds_majority(NodeTime(4)));
+        assert_eq!(t.majority().map(NonZeroU8::get), Some(2));
     }
 
     fn args(words: &[&str]) -> Vec<Bytes> {
@@ -706,11 +786,27 @@ mod tests {
                 LeaseError::RunIdPrefix("0123456789abcdeg".into()),
             ),
             (&["1", "1", "1", "1"], LeaseError::Arity(4)),
+            (
+                &["1", "1", "1", "1", prefix, "-2"],
+                LeaseError::Members("-2".into()),
+            ),
+            (
+                &["1", "1", "1", "1", prefix, "2", "3"],
+                LeaseError::Arity(7),
+            ),
         ];
         for (words, want) in bad {
             assert_eq!(Grant::parse(&args(words)).as_ref(), Err(want), "{words:?}");
         }
         assert!(Grant::parse(&args(&["1", "1", "60000", "255", prefix])).is_ok());
+        let with_epoch = Grant::parse(&args(&["3", "12", "300", "2", prefix, "7"])).unwrap();
+        assert_eq!(with_epoch.members, 7);
+        assert_eq!(
+            Grant::parse(&args(&["3", "12", "300", "2", prefix]))
+                .unwrap()
+                .members,
+            0
+        );
     }
 
     #[test]

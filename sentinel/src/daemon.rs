@@ -27,7 +27,7 @@ use crate::core::{
 use crate::events::{self, EventRecord, NodeLookup};
 use crate::gossip::{self, TransportConfig, TransportEvent, TransportHandle};
 use crate::group_admin::{AdminFailure, AdminRequest};
-use crate::nodes::{self, NodeAddr, NodeTable};
+use crate::nodes::{NodeAddr, NodeTable};
 use crate::settings::{GroupSettings, Settings};
 use crate::state::{self, StateError};
 use crate::tls::Identity;
@@ -232,6 +232,13 @@ pub enum ShellInput {
         /// Receives the term of the change once a majority holds it, or why not.
         reply: oneshot::Sender<Result<u64, AdminFailure>>,
     },
+    /// An operator's removal of a sentinel from the voter set; the verdict goes to `reply`.
+    Forget {
+        /// The sentinel.
+        sentinel: crate::core::SentinelId,
+        /// Receives the membership epoch of the set without it, or why not.
+        reply: oneshot::Sender<Result<u64, AdminFailure>>,
+    },
 }
 
 /// Handles the query ports hold.
@@ -362,6 +369,15 @@ pub async fn run(
     cfg.lease_ttl = t.lease_ttl;
     cfg.convergence_grace = t.convergence_grace;
     cfg.dc = settings.dc.as_deref().map(|d| crate::core::Dc(d.into()));
+    // A new sentinel with seeds asks them to admit it; one without founds a cluster.
+    cfg.joining = !settings.join.is_empty() && !settings.bootstrap;
+    if recovered.is_none() {
+        if cfg.joining {
+            info!("new sentinel: asking the seeds to admit it into their cluster");
+        } else {
+            info!("new sentinel: founding a cluster of one (others join it)");
+        }
+    }
     if let Some(st) = &recovered {
         cfg.voters = st.voters.clone();
     }
@@ -565,13 +581,7 @@ impl Shell {
                 None => debug!(peer = %to, "gossip names an unknown node; not sent"),
             },
             Action::GrantLease { node, lease } => {
-                let grant = LeaseGrant {
-                    sentinel: lease.from.0,
-                    start: lease.start.0,
-                    ttl: lease.ttl,
-                    majority: lease.majority,
-                    run_id_prefix: nodes::run_id_prefix(lease.run_id),
-                };
+                let grant = LeaseGrant::from(&lease);
                 self.call(node, "lease", move |b| {
                     Box::pin(async move { b.grant_lease(&grant).await })
                 });
@@ -626,9 +636,15 @@ impl Shell {
                             let _ = tx.send(Ok(agreed.0));
                         }
                     }
-                    crate::core::Event::AdminFailed { id, reason, .. } => {
+                    crate::core::Event::AdminFailed { id, reason, .. }
+                    | crate::core::Event::MembershipFailed { id, reason } => {
                         if let Some(tx) = self.admin_waiters.remove(id) {
                             let _ = tx.send(Err(AdminFailure::Core(reason.clone())));
+                        }
+                    }
+                    crate::core::Event::MembershipConfirmed { id, epoch } => {
+                        if let Some(tx) = self.admin_waiters.remove(id) {
+                            let _ = tx.send(Ok(epoch.0));
                         }
                     }
                     crate::core::Event::AdminApplied { group, .. } => {
@@ -982,6 +998,19 @@ impl Shell {
                 request,
                 reply,
             } => self.on_admin(group, request, reply),
+            ShellInput::Forget { sentinel, reply } => {
+                self.admin_waiters.retain(|_, tx| !tx.is_closed());
+                if self.admin_waiters.len() >= MAX_ADMIN_WAITERS {
+                    let _ = reply.send(Err(AdminFailure::Unavailable));
+                    return;
+                }
+                let id = self.next_admin_id;
+                self.next_admin_id += 1;
+                self.admin_waiters.insert(id, reply);
+                info!(%sentinel, "operator request: forget a sentinel");
+                self.core
+                    .handle(now(), Input::ForgetRequested { id, sentinel });
+            }
             ShellInput::Report { node, seq, report } => {
                 if let Some(h) = self.handles.get(&node) {
                     if let Ok(mut last) = h.run_id.lock() {
@@ -1256,6 +1285,28 @@ pub fn check_gossip(core: &Sentinel, msg: &Gossip) -> Result<(), String> {
             return Ok(());
         }
         Gossip::Hello => return Ok(()),
+        Gossip::Membership { msg, .. } => {
+            // A floor or a term far above every group's would push the next elections' terms
+            // towards overflow.
+            let ours = core
+                .group_names()
+                .iter()
+                .filter_map(|g| core.group_term(g))
+                .max()
+                .unwrap_or(0)
+                .max(core.members().floor.0);
+            let theirs = match msg {
+                crate::core::MemberMsg::Promise { term, .. } => term.0,
+                crate::core::MemberMsg::Commit { floor, .. } => floor.0,
+                _ => 0,
+            };
+            if theirs > ours.saturating_add(MAX_TERM_JUMP) {
+                return Err(format!(
+                    "membership term {theirs} is far above ours ({ours})"
+                ));
+            }
+            return Ok(());
+        }
     };
     let ours = match core.group_view(group) {
         Some(view) => view.term.max(Term(view.epoch.0)).0,
@@ -1306,6 +1357,7 @@ mod tests {
             reason: ElectionReason::MasterDown,
             master: NodeId(1),
             agreed: Term(0),
+            members: crate::core::MembersEpoch(1),
         };
         assert!(check_gossip(&core, &vote("g", 1)).is_ok());
         assert!(check_gossip(&core, &vote("g", MAX_TERM_JUMP)).is_ok());
@@ -1321,8 +1373,22 @@ mod tests {
                 NodeId(1),
                 Term(0),
             )],
+            cluster: 1,
+            members: crate::core::MembersEpoch(1),
         };
         assert!(check_gossip(&core, &hb).is_err());
+        let commit = |floor: u64| Gossip::Membership {
+            cluster: 1,
+            epoch: crate::core::MembersEpoch(2),
+            msg: crate::core::MemberMsg::Commit {
+                voters: vec![SentinelId(1)],
+                floor: Term(floor),
+                fences: vec![],
+            },
+        };
+        assert!(check_gossip(&core, &commit(5)).is_ok());
+        let far = check_gossip(&core, &commit(u64::MAX)).unwrap_err();
+        assert!(far.contains("far above"), "{far}");
         assert!(check_gossip(&core, &Gossip::Hello).is_ok());
     }
 }

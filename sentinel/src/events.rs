@@ -222,6 +222,32 @@ pub fn render(event: &Event, at: SystemTime, nodes: &dyn NodeLookup) -> EventRec
         ),
         Event::SentinelAdded { id } => ("+sentinel", format!("sentinel {id}"), None, None),
         Event::SentinelRemoved { id } => ("-sentinel", format!("sentinel {id}"), None, None),
+        Event::MembersChanged { epoch, voters } => (
+            "+voters",
+            format!(
+                "epoch {} voters {}",
+                epoch.0,
+                voters
+                    .iter()
+                    .map(|v| v.0.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            None,
+            None,
+        ),
+        Event::MembershipConfirmed { id, epoch } => (
+            "+voters-change-confirmed",
+            format!("request {id} epoch {}", epoch.0),
+            None,
+            None,
+        ),
+        Event::MembershipFailed { id, reason } => (
+            "-voters-change-failed",
+            format!("request {id} {reason}"),
+            None,
+            None,
+        ),
     };
     EventRecord {
         at,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::core::{AdminError, Dc, GroupOptions, Quorum};
+use crate::core::{AdminError, Dc, GroupOptions, Quorum, SentinelId};
 use crate::daemon::{Ports, ShellInput};
 use crate::nodes::NodeAddr;
 use crate::settings::GroupSettings;
@@ -88,6 +88,21 @@ pub async fn submit(
             request,
             reply,
         })
+        .map_err(|_| AdminFailure::Unavailable)?;
+    match tokio::time::timeout(ADMIN_TIMEOUT, verdict).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(_)) => Err(AdminFailure::Unavailable),
+        Err(_) => Err(AdminFailure::Timeout(ADMIN_TIMEOUT)),
+    }
+}
+
+/// Asks the sentinels to remove `sentinel` from the voter set and waits for the verdict; `Ok`
+/// carries the membership epoch of a set without it, decided by a majority.
+pub async fn forget(ports: &Ports, sentinel: SentinelId) -> Result<u64, AdminFailure> {
+    let (reply, verdict) = oneshot::channel();
+    ports
+        .inputs
+        .try_send(ShellInput::Forget { sentinel, reply })
         .map_err(|_| AdminFailure::Unavailable)?;
     match tokio::time::timeout(ADMIN_TIMEOUT, verdict).await {
         Ok(Ok(v)) => v,

@@ -63,6 +63,9 @@ pub struct Settings {
     pub announce: Option<SocketAddr>,
     /// Seeds to join.
     pub join: Vec<SocketAddr>,
+    /// Found a new cluster even with `join` seeds (when every sentinel lists the others as
+    /// seeds, exactly one must found it). Without seeds a new sentinel founds one anyway.
+    pub bootstrap: bool,
     /// This sentinel's data-centre label.
     pub dc: Option<String>,
     /// Cluster CA, certificate and key; `None` runs in dev mode.
@@ -167,6 +170,8 @@ struct TomlFile {
     announce: Option<String>,
     #[serde(default)]
     join: Vec<String>,
+    #[serde(default)]
+    bootstrap: bool,
     dc: Option<String>,
     tls: Option<TlsFiles>,
     #[serde(default)]
@@ -219,6 +224,7 @@ impl Settings {
             grpc_set: false,
             announce: None,
             join: Vec::new(),
+            bootstrap: false,
             dc: None,
             tls: None,
             api_client_auth: false,
@@ -258,6 +264,7 @@ impl Settings {
             .iter()
             .map(|a| socket("join", a))
             .collect::<Result<_, _>>()?;
+        s.bootstrap = file.bootstrap;
         s.dc = file.dc.filter(|d| !d.is_empty());
         s.tls = file.tls;
         s.api_client_auth = file.api_client_auth;

@@ -24,8 +24,8 @@ use std::num::NonZeroU8;
 use std::time::Duration;
 
 use crate::core::{
-    ConfigEpoch, Dc, DurableGroup, DurableState, GroupName, GroupOptions, PersistVersion, Quorum,
-    ReplId, ReplOffset, SentinelId, Term,
+    Ballot, ConfigEpoch, Dc, DurableGroup, DurableMembers, DurableState, GroupName, GroupOptions,
+    MembersEpoch, PersistVersion, Quorum, ReplId, ReplOffset, SentinelId, Term,
 };
 use crate::nodes::{NodeAddr, NodeTable};
 
@@ -69,7 +69,28 @@ struct FileState {
     version: u64,
     id: u32,
     voters: Vec<u32>,
+    /// Absent in state files written before membership epochs: read as a founded cluster at
+    /// epoch 1 with the voters listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    members: Option<FileMembers>,
     groups: BTreeMap<String, FileGroup>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMembers {
+    cluster: u64,
+    epoch: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    floor: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    fences: BTreeMap<String, u64>,
+    /// `(round, sentinel)` promised in the open instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    promised: Option<(u64, u32)>,
+    /// `(round, sentinel, voters)` accepted in the open instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    accepted: Option<(u64, u32, Vec<u32>)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -156,6 +177,25 @@ pub fn encode(state: &DurableState, nodes: &NodeTable) -> Vec<u8> {
         version: state.version.0,
         id: state.id.0,
         voters: state.voters.iter().map(|v| v.0).collect(),
+        members: Some({
+            let m = &state.members;
+            FileMembers {
+                cluster: m.cluster,
+                epoch: m.epoch.0,
+                floor: m.floor.0,
+                fences: m
+                    .fences
+                    .iter()
+                    .map(|(g, e)| (g.as_str().to_owned(), e.0))
+                    .collect(),
+                promised: (m.promised != Ballot::default())
+                    .then_some((m.promised.round, m.promised.by)),
+                accepted: m
+                    .accepted
+                    .as_ref()
+                    .map(|(b, v)| (b.round, b.by, v.iter().map(|s| s.0).collect())),
+            }
+        }),
         groups: state
             .groups
             .iter()
@@ -264,10 +304,37 @@ pub fn decode(
             },
         );
     }
+    let members = match file.members {
+        Some(m) => DurableMembers {
+            cluster: m.cluster,
+            epoch: MembersEpoch(m.epoch),
+            floor: Term(m.floor),
+            fences: m
+                .fences
+                .into_iter()
+                .map(|(g, e)| (GroupName::new(&g), ConfigEpoch(e)))
+                .collect(),
+            promised: m
+                .promised
+                .map(|(round, by)| Ballot { round, by })
+                .unwrap_or_default(),
+            accepted: m.accepted.map(|(round, by, v)| {
+                (
+                    Ballot { round, by },
+                    v.into_iter().map(SentinelId).collect(),
+                )
+            }),
+        },
+        None => DurableMembers {
+            epoch: MembersEpoch(1),
+            ..DurableMembers::default()
+        },
+    };
     Ok(DurableState {
         version: PersistVersion(file.version),
         id: SentinelId(file.id),
         voters: file.voters.into_iter().map(SentinelId).collect(),
+        members,
         groups,
     })
 }
@@ -365,6 +432,21 @@ mod tests {
             version: PersistVersion(12),
             id: SentinelId(1),
             voters: [SentinelId(1), SentinelId(42)].into_iter().collect(),
+            members: DurableMembers {
+                cluster: 0xabcd,
+                epoch: MembersEpoch(3),
+                floor: Term(9),
+                fences: [(GroupName::new("g1"), ConfigEpoch(7))]
+                    .into_iter()
+                    .collect(),
+                promised: Ballot { round: 4, by: 42 },
+                accepted: Some((
+                    Ballot { round: 4, by: 42 },
+                    [SentinelId(1), SentinelId(42), SentinelId(43)]
+                        .into_iter()
+                        .collect(),
+                )),
+            },
             groups,
         }
     }
@@ -388,6 +470,7 @@ mod tests {
         assert_eq!(g.vote, Some((Term(7), SentinelId(42))));
         assert_eq!(back.version, PersistVersion(12));
         assert_eq!(back.voters, state.voters);
+        assert_eq!(back.members, state.members);
         assert_ne!(g.master, NodeId(0));
     }
 

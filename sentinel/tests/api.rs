@@ -16,9 +16,10 @@ use tonic::{Code, Streaming};
 use vigil_proto::control::{self as pb, SentinelControlClient};
 use vigil_sentinel::api::{self, ApiError, ApiTls};
 use vigil_sentinel::backend::NodeReport;
-use vigil_sentinel::core::{ConfigEpoch, Event, GroupName, Input, NodeId, SentinelId};
+use vigil_sentinel::core::{AdminError, ConfigEpoch, Event, GroupName, Input, NodeId, SentinelId};
 use vigil_sentinel::daemon::{GroupSnapshot, NodeSnapshot, Ports, ShellInput, Snapshot};
 use vigil_sentinel::events::EventRecord;
+use vigil_sentinel::group_admin::AdminFailure;
 use vigil_sentinel::nodes::NodeAddr;
 use vigil_sentinel::settings::GroupSettings;
 
@@ -508,24 +509,41 @@ async fn admin_calls_queue_inputs_for_the_loop() {
         Input::MaintenanceRequested { paused: false, .. }
     ));
 
-    c.forget_sentinel(pb::ForgetSentinelRequest {
-        sentinel: "s3".into(),
-    })
-    .await
-    .unwrap();
-    assert!(matches!(
-        next_input(&mut h).await,
-        Input::SentinelForgotten { id: SentinelId(3) }
-    ));
-    c.forget_sentinel(pb::ForgetSentinelRequest {
-        sentinel: "2".into(),
-    })
-    .await
-    .unwrap();
-    assert!(matches!(
-        next_input(&mut h).await,
-        Input::SentinelForgotten { id: SentinelId(2) }
-    ));
+    // A forget answers with the core's verdict: the membership epoch of the set without the
+    // sentinel, or why not.
+    let forget = |name: &str| {
+        let mut c = c.clone();
+        let sentinel = name.to_owned();
+        tokio::spawn(async move {
+            c.forget_sentinel(pb::ForgetSentinelRequest { sentinel })
+                .await
+        })
+    };
+    let verdicts: [(&str, u32, Result<u64, AdminFailure>); 2] = [
+        ("s3", 3, Ok(4)),
+        ("2", 2, Err(AdminFailure::Core(AdminError::MembershipBusy))),
+    ];
+    for (name, id, verdict) in verdicts {
+        let call = forget(name);
+        match tokio::time::timeout(Duration::from_secs(5), h.inputs.recv()).await {
+            Ok(Some(ShellInput::Forget { sentinel, reply })) => {
+                assert_eq!(sentinel, SentinelId(id));
+                let _ = reply.send(verdict);
+            }
+            other => panic!("expected a forget, got {other:?}"),
+        }
+        match call.await.unwrap() {
+            Ok(r) => assert!(
+                r.get_ref().message.contains("membership epoch 4"),
+                "{}",
+                r.get_ref().message
+            ),
+            Err(e) => {
+                assert_eq!(e.code(), Code::FailedPrecondition);
+                assert!(e.message().contains("voter set"), "{}", e.message());
+            }
+        }
+    }
     let e = c
         .forget_sentinel(pb::ForgetSentinelRequest {
             sentinel: "s1".into(),

@@ -312,6 +312,7 @@ async fn redis_has_no_leases() {
         ttl: secs(2),
         majority: 2,
         run_id_prefix: "0123456789abcdef".to_owned(),
+        members: 1,
     };
     assert!(matches!(
         b.grant_lease(&lease).await,
@@ -628,6 +629,7 @@ async fn lease_capability_is_redetected_after_a_reconnect() {
         ttl: Duration::from_millis(2500),
         majority: 2,
         run_id_prefix: "0123456789abcdef".to_owned(),
+        members: 1,
     };
     assert!(matches!(
         b.grant_lease(&lease).await,
@@ -654,7 +656,7 @@ async fn lease_capability_is_redetected_after_a_reconnect() {
         commands(&f2, 2),
         [
             "CLIENT SETNAME VIGIL-TEST",
-            "VIGIL LEASE 3 123456 2500 2 0123456789ABCDEF",
+            "VIGIL LEASE 3 123456 2500 2 0123456789ABCDEF 1",
             "VIGIL REVOKE"
         ]
     );

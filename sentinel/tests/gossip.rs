@@ -230,6 +230,7 @@ async fn a_reply_travels_on_the_stream_of_its_request() {
                 reason: pb::ElectionReason::MasterDown as i32,
                 master: "127.0.0.1:6379".into(),
                 agreed: 0,
+                members: 1,
             })),
         },
     );

@@ -325,13 +325,15 @@ impl pb::SentinelControl for Control {
                 shorten(wanted)
             )));
         };
-        self.submit(Input::SentinelForgotten { id: SentinelId(id) })?;
         info!(
             sentinel = id,
             "forgetting a sentinel requested through the control API"
         );
+        let epoch = crate::group_admin::forget(&self.ports, SentinelId(id))
+            .await
+            .map_err(admin_status)?;
         Ok(admin(format!(
-            "sentinel {id} will be removed from the voter set"
+            "sentinel {id} removed from the voter set (membership epoch {epoch})"
         )))
     }
 
@@ -513,12 +515,13 @@ fn admin_status(e: AdminFailure) -> Status {
         }
         AdminFailure::Core(E::Unknown(_)) => Status::not_found(msg),
         AdminFailure::Core(E::Exists(_)) => Status::already_exists(msg),
-        AdminFailure::Core(E::Busy(_)) => Status::failed_precondition(msg),
+        AdminFailure::Core(E::Busy(_) | E::MembershipBusy | E::NotVoter) => {
+            Status::failed_precondition(msg)
+        }
         AdminFailure::Core(E::Superseded(_)) => Status::aborted(msg),
         AdminFailure::Core(E::TooMany(_)) => Status::resource_exhausted(msg),
-        AdminFailure::Core(E::NoMajority(_)) | AdminFailure::Unavailable => {
-            Status::unavailable(msg)
-        }
+        AdminFailure::Core(E::NoMajority(_) | E::NoMembershipMajority)
+        | AdminFailure::Unavailable => Status::unavailable(msg),
         AdminFailure::Timeout(_) => Status::deadline_exceeded(msg),
     }
 }

@@ -137,7 +137,8 @@ pub struct Probe {
     pub clock: Option<Duration>,
 }
 
-/// The arguments of `VIGIL LEASE <sentinel> <start-us> <ttl-ms> <majority> <run-id-prefix>`.
+/// The arguments of `VIGIL LEASE <sentinel> <start-us> <ttl-ms> <majority> <run-id-prefix>
+/// <members-epoch>`.
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub struct LeaseGrant {
     /// The granting sentinel's id.
@@ -150,6 +151,8 @@ pub struct LeaseGrant {
     pub majority: u8,
     /// The 16-hex-digit run id prefix of the incarnation the lease is for.
     pub run_id_prefix: String,
+    /// The epoch of the granter's voter set.
+    pub members: u64,
 }
 
 impl From<Probe> for ProbeReply {
@@ -169,6 +172,7 @@ impl From<&Lease> for LeaseGrant {
             ttl: l.ttl,
             majority: l.majority,
             run_id_prefix: run_id_prefix(l.run_id),
+            members: l.members.0,
         }
     }
 }

@@ -211,6 +211,7 @@ impl RespBackend {
             lease.ttl.as_millis().to_string(),
             lease.majority.to_string(),
             lease.run_id_prefix.clone(),
+            lease.members.to_string(),
         ];
         match self.simple("VIGIL LEASE", cmd).await {
             Err(BackendError::Refused(e)) if is_unknown_command(e.as_bytes()) => {

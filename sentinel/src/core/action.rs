@@ -11,8 +11,8 @@ use std::time::Duration;
 use super::config::GroupOptions;
 use super::input::Gossip;
 use super::types::{
-    ConfigEpoch, GroupName, InfoSeq, NodeClock, NodeId, PersistVersion, ReplId, ReplOffset, RunId,
-    SentinelId, Term,
+    Ballot, ConfigEpoch, GroupName, InfoSeq, MembersEpoch, NodeClock, NodeId, PersistVersion,
+    ReplId, ReplOffset, RunId, SentinelId, Term,
 };
 
 /// A command for the shell. Drained with `Sentinel::poll_action` in order.
@@ -96,6 +96,10 @@ pub struct Lease {
     pub ttl: Duration,
     /// How many distinct sentinels' valid leases the node needs (a majority of the voters).
     pub majority: u8,
+    /// The epoch of the granter's voter set: the node counts only the valid leases of the
+    /// newest epoch among them, so that sentinels that do not know they were removed cannot
+    /// make up a majority with the current voters.
+    pub members: MembersEpoch,
     /// The incarnation the lease is for: a node that restarted since refuses it, so a master
     /// that restarted empty gets no lease before a sentinel has seen its new run id.
     pub run_id: RunId,
@@ -110,8 +114,33 @@ pub struct DurableState {
     pub id: SentinelId,
     /// The explicit voter set; a dead member stays until an operator forgets it.
     pub voters: BTreeSet<SentinelId>,
+    /// The voter set's epoch and this sentinel's part in agreeing on the next one.
+    pub members: DurableMembers,
     /// Per group.
     pub groups: BTreeMap<GroupName, DurableGroup>,
+}
+
+/// The durable part of the voter-set agreement (docs/MEMBERSHIP.md).
+#[derive(Clone, Debug, Default, Eq, PartialEq)]
+pub struct DurableMembers {
+    /// The cluster this sentinel belongs to, fixed when the cluster was founded; 0 before it
+    /// joined one (or in a state file older than membership epochs).
+    pub cluster: u64,
+    /// The epoch of `DurableState::voters`; 0 before this sentinel joined a cluster.
+    pub epoch: MembersEpoch,
+    /// Group elections use terms above it: every term a leader may have won in an older
+    /// epoch is at or below it.
+    pub floor: Term,
+    /// Per group, the config epoch a sentinel must hold before it grants leases: what the
+    /// deciding acceptors knew (their config, or a term they voted in that no config or
+    /// abandonment settled yet), so that a sentinel with a stale config (a new one, say) never
+    /// helps an old master keep a lease majority. Bounded by `MAX_GROUPS`.
+    pub fences: BTreeMap<GroupName, ConfigEpoch>,
+    /// The highest ballot promised in instance `epoch` (the change from `epoch`); the default
+    /// when none. While one is promised, this sentinel grants no group vote of `epoch`.
+    pub promised: Ballot,
+    /// The set accepted in instance `epoch`, with its ballot.
+    pub accepted: Option<(Ballot, BTreeSet<SentinelId>)>,
 }
 
 /// The durable part of one group's state.
@@ -366,6 +395,28 @@ pub enum Event {
         /// The sentinel.
         id: SentinelId,
     },
+    /// The voter set of `epoch` was decided; published by every sentinel that adopts it.
+    MembersChanged {
+        /// Its epoch.
+        epoch: MembersEpoch,
+        /// The voters.
+        voters: Vec<SentinelId>,
+    },
+    /// An operator's voter-set change (`Input::ForgetRequested`) holds: decided, and in force
+    /// here.
+    MembershipConfirmed {
+        /// The request's id.
+        id: u64,
+        /// The epoch of the voter set that holds it.
+        epoch: MembersEpoch,
+    },
+    /// An operator's voter-set change failed.
+    MembershipFailed {
+        /// The request's id.
+        id: u64,
+        /// Why.
+        reason: AdminError,
+    },
     /// An operator's change of the group took effect here under `epoch` (on the leader that
     /// installed it and on every sentinel that adopts its config).
     AdminApplied {
@@ -444,6 +495,15 @@ pub enum AdminError {
     /// No majority of voters granted a term for the change in time.
     #[error("no majority of sentinels agreed to the change of group {0} in time")]
     NoMajority(GroupName),
+    /// Another change of the voter set is under way.
+    #[error("another change of the voter set is under way; retry when it ends")]
+    MembershipBusy,
+    /// No majority of voters agreed to a voter-set change in time.
+    #[error("no majority of sentinels agreed to the voter-set change in time")]
+    NoMembershipMajority,
+    /// This sentinel is not a voter (it has not joined a cluster, or was removed).
+    #[error("this sentinel is not a voter; ask one that is")]
+    NotVoter,
     /// A newer config of the group arrived before the change was installed.
     #[error("group {0} changed under the request (a newer config arrived); retry")]
     Superseded(GroupName),

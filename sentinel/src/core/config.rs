@@ -36,8 +36,12 @@ pub struct CoreConfig {
     pub convergence_grace: Duration,
     /// The data-centre this sentinel runs in, if labelled.
     pub dc: Option<Dc>,
-    /// The voter set a sentinel starts with when it has no persisted state (its seeds and itself).
+    /// The voter set a sentinel founds its cluster with when it has no persisted state (every
+    /// sentinel founding one cluster must be given the same set); ignored when `joining`.
     pub voters: BTreeSet<SentinelId>,
+    /// Start outside any cluster, and join the cluster of the first peer that admits this
+    /// sentinel (`MemberMsg::Join`), rather than found one.
+    pub joining: bool,
     /// The monitored groups.
     pub groups: Vec<GroupConfig>,
     /// Deliberate bugs, so that tests can show the simulator catches them.
@@ -101,6 +105,9 @@ pub struct Bugs {
     pub double_vote: bool,
     /// Promote without waiting for the voters' write leases to expire.
     pub skip_lease_wait: bool,
+    /// Apply an operator's forget at once on the sentinel that got it, with no agreement
+    /// (how voter-set changes worked before membership epochs).
+    pub local_membership: bool,
 }
 
 /// A rule a `CoreConfig` breaks.
@@ -171,6 +178,7 @@ impl CoreConfig {
             convergence_grace: Duration::from_millis(500),
             dc: None,
             voters,
+            joining: false,
             groups,
             #[cfg(test)]
             bugs: Bugs::default(),

@@ -5,7 +5,9 @@
 //! (the reply is queued behind the `Persist`); a vote is granted only to a candidate whose config
 //! epoch is not older, and (for a master-down election) only while this sentinel also sees the
 //! master down; granting a vote stops every lease grant in the group until a config or an
-//! abandonment settles the term; a leader has votes from a majority of voters and at least quorum.
+//! abandonment settles the term; a leader has votes from a majority of voters and at least quorum;
+//! voter and candidate are of one membership epoch, the term is above its floor, and a voter
+//! that promised in a voter-set change votes in that epoch no more (`members`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -16,7 +18,9 @@ use super::Sentinel;
 use super::action::{AbortReason, Action, ElectionReason, Event};
 use super::input::Gossip;
 use super::timers::Timer;
-use super::types::{ConfigEpoch, GroupName, NodeId, ReplId, ReplOffset, SentinelId, Term};
+use super::types::{
+    ConfigEpoch, GroupName, MembersEpoch, NodeId, ReplId, ReplOffset, SentinelId, Term,
+};
 
 /// The candidate side of one group's election.
 #[derive(Debug)]
@@ -102,6 +106,7 @@ impl Sentinel {
         // An operator's change that found no majority in time gives up here (or at the next
         // heartbeat): the retries of a split vote would otherwise go on for ever.
         self.expire_admin(now);
+        let fence = self.lease_fence(group);
         let Some(g) = self.groups.get(group) else {
             return;
         };
@@ -109,7 +114,7 @@ impl Sentinel {
             Election::Jitter { reason } | Election::Backoff { reason } => {
                 let still_wanted = match reason {
                     ElectionReason::MasterDown => g.odown && !g.paused,
-                    ElectionReason::Fenced => g.is_fenced(),
+                    ElectionReason::Fenced => g.is_fenced() || g.durable.epoch < fence,
                     ElectionReason::Manual | ElectionReason::Switchover => true,
                     ElectionReason::Admin => g.admin.is_some(),
                 };
@@ -148,10 +153,31 @@ impl Sentinel {
         reason: ElectionReason,
     ) {
         let own_wait = self.lease_wait(now, group);
+        let voter = self.is_voter();
+        let changing = self.in_member_change();
+        let floor = self.members_floor();
+        let members = self.members_epoch();
+        let (min, max) = self.cfg.retry_backoff;
+        let backoff = min + self.random_duration(max - min);
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };
-        let term = g.durable.term.max(g.voted_term()).next();
+        if !voter {
+            debug!(%group, "not a voter: no candidacy");
+            g.election = Election::Idle;
+            self.timers.cancel(&Timer::Election(group.clone()));
+            return;
+        }
+        if changing {
+            // Our promise in the voter-set change forbids votes of this epoch, ours included.
+            debug!(%group, "a voter-set change is under way: candidacy put off");
+            g.election = Election::Backoff { reason };
+            self.timers
+                .set(Timer::Election(group.clone()), now + backoff);
+            return;
+        }
+        // Terms at or below the floor may have had a leader under an older voter set.
+        let term = g.durable.term.max(g.voted_term()).max(floor).next();
         g.durable.term = term;
         g.record_vote(term, self.id);
         g.fenced_since = Some(now);
@@ -181,6 +207,7 @@ impl Sentinel {
             reason,
             master,
             agreed,
+            members,
         });
         self.timers
             .set(Timer::Election(group.clone()), now + self.cfg.vote_timeout);
@@ -198,7 +225,38 @@ impl Sentinel {
         reason: ElectionReason,
         master: NodeId,
         agreed: Term,
+        members: MembersEpoch,
     ) {
+        // Membership first: a vote counts against one voter set, the candidate's and ours.
+        let refusal = if !self.is_voter() {
+            Some("not a voter")
+        } else if members != self.members_epoch() {
+            Some("candidate's voter set is of another epoch")
+        } else if self.in_member_change() {
+            Some("a voter-set change is under way")
+        } else if term <= self.members_floor() {
+            Some("term at or below the voter set's floor")
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            debug!(%group, %term, candidate = %from, why, "vote refused");
+            if members < self.members_epoch() {
+                self.send_commit(from);
+            }
+            self.emit(Action::SendGossip {
+                to: from,
+                msg: Gossip::Vote {
+                    group: group.clone(),
+                    term,
+                    granted: false,
+                    lease_wait: Duration::ZERO,
+                    lineage: Vec::new(),
+                    edges: Vec::new(),
+                },
+            });
+            return;
+        }
         if reason == ElectionReason::Admin && !self.groups.contains_key(group) {
             // A `Monitor` of a group this sentinel does not know: the vote needs a durable
             // place, an entry that watches nothing until the change is installed.

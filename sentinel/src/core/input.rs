@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::action::ElectionReason;
 use super::config::GroupOptions;
 use super::types::{
-    ConfigEpoch, Dc, GroupName, InfoSeq, NodeClock, NodeId, PersistVersion, Priority, ReplId,
-    ReplOffset, RunId, SentinelId, Term,
+    Ballot, ConfigEpoch, Dc, GroupName, InfoSeq, MembersEpoch, NodeClock, NodeId, PersistVersion,
+    Priority, ReplId, ReplOffset, RunId, SentinelId, Term,
 };
 
 /// A fact the shell observed; fed to `Sentinel::handle` with the time it was observed.
@@ -90,10 +90,13 @@ pub enum Input {
         /// The change.
         change: AdminChange,
     },
-    /// An operator removed a (dead) sentinel from the voter set.
-    SentinelForgotten {
-        /// The sentinel.
-        id: SentinelId,
+    /// An operator asked to remove a (dead) sentinel from the voter set; the outcome is an
+    /// `Event::MembershipConfirmed` or `Event::MembershipFailed` with the same `id`.
+    ForgetRequested {
+        /// Chosen by the shell to match the outcome with the request.
+        id: u64,
+        /// The sentinel to remove.
+        sentinel: SentinelId,
     },
 }
 
@@ -117,6 +120,60 @@ pub enum AdminChange {
     Remove,
     /// Forget the discovered replicas (they are found again in the master's INFO).
     Reset,
+}
+
+/// A message of the voter-set agreement (docs/MEMBERSHIP.md): single-decree Paxos per epoch.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum MemberMsg {
+    /// A sentinel that has not joined a cluster asks to be added to the voter set.
+    Join,
+    /// Phase 1a: promise to ignore ballots below `ballot` in this instance.
+    Prepare {
+        /// The proposer's ballot.
+        ballot: Ballot,
+    },
+    /// Phase 1b.
+    Promise {
+        /// The ballot promised.
+        ballot: Ballot,
+        /// The set this acceptor accepted in the instance, with its ballot.
+        accepted: Option<(Ballot, Vec<SentinelId>)>,
+        /// The highest group term this acceptor knows: group elections of the next epoch
+        /// use terms above it.
+        term: Term,
+        /// Per group, the newest config epoch this acceptor holds or may soon see (a term it
+        /// voted in that is not settled yet); only entries above 0.
+        fences: Vec<(GroupName, ConfigEpoch)>,
+        /// How long until every lease this acceptor granted has expired (it grants no more
+        /// until it adopts the next set).
+        lease_wait: Duration,
+    },
+    /// Phase 2a: accept `voters` as the next voter set.
+    Accept {
+        /// The proposer's ballot.
+        ballot: Ballot,
+        /// The proposed set.
+        voters: Vec<SentinelId>,
+    },
+    /// Phase 2b.
+    Accepted {
+        /// The ballot accepted.
+        ballot: Ballot,
+    },
+    /// The acceptor promised a higher ballot.
+    Nack {
+        /// The ballot it promised.
+        promised: Ballot,
+    },
+    /// The voter set of `epoch` was decided.
+    Commit {
+        /// The set.
+        voters: Vec<SentinelId>,
+        /// Group elections of this epoch use terms above it.
+        floor: Term,
+        /// Per group, the config epoch a sentinel must hold to grant leases.
+        fences: Vec<(GroupName, ConfigEpoch)>,
+    },
 }
 
 /// A valid answer to a probe.
@@ -209,6 +266,8 @@ pub enum Gossip {
         /// The candidate's `DurableGroup::agreed`; for an operator's change, a voter that
         /// holds a newer one refuses (the change would be made on stale options).
         agreed: Term,
+        /// The epoch of the candidate's voter set; a voter of another epoch refuses.
+        members: MembersEpoch,
     },
     /// A voter's answer.
     Vote {
@@ -307,6 +366,20 @@ pub enum Gossip {
         /// `(group, epoch, master, agreed)` for every group the sender knows, `agreed` being
         /// the term of the operator's last change of it (`DurableGroup::agreed`).
         configs: Vec<(GroupName, ConfigEpoch, NodeId, Term)>,
+        /// The sender's cluster (`DurableMembers::cluster`).
+        cluster: u64,
+        /// The epoch of the sender's voter set; a peer that knows a newer one sends it.
+        members: MembersEpoch,
+    },
+    /// The agreement on the voter set (`members`): one message of a cluster's Paxos instance
+    /// `epoch`, or a commit of the voter set of `epoch`.
+    Membership {
+        /// The sender's cluster; 0 from a sentinel that has not joined one.
+        cluster: u64,
+        /// The instance (`Commit`: the epoch of the committed set).
+        epoch: MembersEpoch,
+        /// The message.
+        msg: MemberMsg,
     },
     /// A sentinel introduces itself (via seeds or the `__sentinel__:hello` channel).
     Hello,

@@ -13,6 +13,7 @@ mod config;
 mod election;
 mod failover;
 mod input;
+mod members;
 mod monitor;
 mod peers;
 mod timers;
@@ -29,17 +30,20 @@ use rand::rngs::SmallRng;
 use tracing::debug;
 
 pub use action::{
-    AbortReason, Action, AdminError, AdminKind, DurableGroup, DurableState, ElectionReason, Event,
-    Lease,
+    AbortReason, Action, AdminError, AdminKind, DurableGroup, DurableMembers, DurableState,
+    ElectionReason, Event, Lease,
 };
 #[cfg(test)]
 pub use config::Bugs;
 pub use config::{ConfigError, CoreConfig, GroupConfig, GroupOptions};
-pub use input::{AdminChange, Gossip, Input, NodeInfo, NodeRole, ProbeReply, ProbeStatus};
+pub use input::{
+    AdminChange, Gossip, Input, MemberMsg, NodeInfo, NodeRole, ProbeReply, ProbeStatus,
+};
+pub use members::{MAX_VOTERS, MEMBER_REQUEST_TIMEOUT};
 pub use timers::Timer;
 pub use types::{
-    ConfigEpoch, Dc, GroupName, InfoSeq, NodeClock, NodeId, PersistVersion, Priority, Quorum,
-    ReplId, ReplOffset, RunId, SentinelId, Term,
+    Ballot, ConfigEpoch, Dc, GroupName, InfoSeq, MembersEpoch, NodeClock, NodeId, PersistVersion,
+    Priority, Quorum, ReplId, ReplOffset, RunId, SentinelId, Term,
 };
 
 use election::Election;
@@ -71,6 +75,19 @@ pub struct Sentinel {
     info_seq: InfoSeq,
     /// When each peer was last heard from, for the contact rule of convergence.
     last_heard: BTreeMap<SentinelId, Instant>,
+    /// The voter set's epoch and this sentinel's acceptor state (durable).
+    members: DurableMembers,
+    /// The voter-set change this sentinel proposes, if any.
+    proposal: Option<members::Proposal>,
+    /// The highest ballot round seen, so that a new round outbids it.
+    max_round: u64,
+    /// When this sentinel first promised in its epoch's instance (take-over of a quiet
+    /// proposer).
+    promised_at: Option<Instant>,
+    /// Unjoined: the peers asked to admit this sentinel (bounded).
+    joiners: BTreeSet<SentinelId>,
+    /// When this sentinel adopted its current voter set (since process start).
+    members_since: Option<Instant>,
 }
 
 /// A read-only summary of one group, as `Sentinel::group_view` reports it.
@@ -145,17 +162,24 @@ pub const MAX_GROUPS: usize = 4096;
 
 impl Sentinel {
     /// A sentinel with no persisted state: voters and groups come from `config`, which must have
-    /// passed `CoreConfig::validate`.
+    /// passed `CoreConfig::validate`. It founds a cluster with `config.voters` at membership
+    /// epoch 1, or (`config.joining`) starts with no voter set and asks its peers to admit it.
     pub fn new(id: SentinelId, config: CoreConfig, seed: u64, now: Instant) -> Sentinel {
         let groups = config
             .groups
             .iter()
             .map(|g| (g.name.clone(), DurableGroup::fresh(g)))
             .collect();
+        let (voters, members) = if config.joining {
+            (BTreeSet::new(), DurableMembers::default())
+        } else {
+            (config.voters.clone(), members::founded(&config.voters))
+        };
         let state = DurableState {
             version: PersistVersion(0),
             id,
-            voters: config.voters.clone(),
+            voters,
+            members,
             groups,
         };
         let mut s = Sentinel::build(config, state, seed, now);
@@ -175,6 +199,12 @@ impl Sentinel {
             if g.is_fenced() {
                 g.fenced_since = Some(now);
             }
+        }
+        if s.in_member_change() {
+            // A promise of an instance nobody may finish: take it over in time.
+            s.promised_at = Some(now);
+            s.max_round = s.members.promised.round;
+            s.arm_member_timer(now);
         }
         s
     }
@@ -201,7 +231,7 @@ impl Sentinel {
             Input::AdminRequested { id, group, change } => {
                 self.handle_admin(now, id, group, change)
             }
-            Input::SentinelForgotten { id } => self.handle_forget(id),
+            Input::ForgetRequested { id, sentinel } => self.handle_forget(now, id, sentinel),
         }
     }
 
@@ -215,6 +245,7 @@ impl Sentinel {
                 Timer::Heartbeat => self.on_heartbeat_timer(now),
                 Timer::Election(group) => self.on_election_timer(now, &group),
                 Timer::Failover(group) => self.on_failover_timer(now, &group),
+                Timer::Membership => self.on_member_timer(now),
             }
         }
     }
@@ -314,12 +345,23 @@ impl Sentinel {
         &self.voters
     }
 
+    /// The epoch of the voter set (0: not joined yet).
+    pub fn members(&self) -> &DurableMembers {
+        &self.members
+    }
+
+    /// Whether this sentinel is a voter of its cluster (joined, and not removed).
+    pub fn voting(&self) -> bool {
+        self.is_voter()
+    }
+
     /// The durable state as it is in memory now (persisted or about to be).
     pub fn durable(&self) -> DurableState {
         DurableState {
             version: self.version,
             id: self.id,
             voters: self.voters.clone(),
+            members: self.members.clone(),
             groups: self
                 .groups
                 .iter()
@@ -342,6 +384,12 @@ impl Sentinel {
             awaiting: None,
             info_seq: InfoSeq(0),
             last_heard: BTreeMap::new(),
+            members: state.members,
+            proposal: None,
+            max_round: 0,
+            promised_at: None,
+            joiners: BTreeSet::new(),
+            members_since: Some(now),
             cfg,
         };
         let mut durable_groups = state.groups;

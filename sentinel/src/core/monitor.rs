@@ -397,10 +397,20 @@ impl Sentinel {
             return;
         };
         let majority = self.majority();
+        // A sentinel that is no voter, or promised in a voter-set change, grants nothing; nor
+        // does one whose config is older than what the last voter-set change required.
+        if !self.is_voter() || self.in_member_change() {
+            return;
+        }
+        let fence = self.lease_fence(group);
         let Some(g) = self.groups.get(group) else {
             return;
         };
-        if g.durable.master != node || g.is_fenced() || g.failover.is_some() {
+        if g.durable.master != node
+            || g.is_fenced()
+            || g.failover.is_some()
+            || g.durable.epoch < fence
+        {
             return;
         }
         let Some(view) = self.nodes.get(&node) else {
@@ -423,6 +433,7 @@ impl Sentinel {
             start,
             ttl: self.cfg.lease_ttl,
             majority: u8::try_from(majority).unwrap_or(u8::MAX),
+            members: self.members_epoch(),
             run_id,
         };
         self.groups

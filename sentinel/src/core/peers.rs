@@ -2,8 +2,9 @@
 //!
 //! Owns the handlers of every `Gossip` message, the heartbeat timer and the adoption of newer
 //! configs. Invariants: the config with the highest epoch wins and an epoch never decreases;
-//! messages from a sentinel outside the voter set are ignored, except `Hello`; a voter leaves
-//! the set only when an operator forgets it, never because it went quiet.
+//! messages from a sentinel outside the voter set are ignored, except `Hello`, `Membership` and
+//! a heartbeat's membership epoch; a voter leaves the set only when an operator forgets it
+//! (agreed, `members`), never because it went quiet.
 
 use std::time::Instant;
 
@@ -21,12 +22,25 @@ impl Sentinel {
         if from == self.id {
             return;
         }
+        // Membership travels between sentinels that are not (or no longer) voters of each
+        // other too: joins, commits, and the epoch in heartbeats.
+        let msg = match msg {
+            Gossip::Membership {
+                cluster,
+                epoch,
+                msg,
+            } => return self.handle_member(now, from, cluster, epoch, msg),
+            other => other,
+        };
+        match &msg {
+            Gossip::Hello => self.member_hello(from),
+            Gossip::Heartbeat {
+                cluster, members, ..
+            } => self.member_heartbeat(from, *cluster, *members),
+            _ => {}
+        }
         if !self.voters.contains(&from) {
-            if msg == Gossip::Hello {
-                self.add_voter(from);
-            } else {
-                debug!(peer = %from, "gossip from a non-member ignored");
-            }
+            debug!(peer = %from, "gossip from a non-member ignored");
             return;
         }
         self.last_heard.insert(from, now);
@@ -44,7 +58,10 @@ impl Sentinel {
                 reason,
                 master,
                 agreed,
-            } => self.handle_request_vote(now, from, &group, term, epoch, reason, master, agreed),
+                members,
+            } => self.handle_request_vote(
+                now, from, &group, term, epoch, reason, master, agreed, members,
+            ),
             vote @ Gossip::Vote { .. } => self.handle_vote(now, from, vote),
             Gossip::Abandoned { group, term } => self.handle_abandoned(from, &group, term),
             Gossip::Maintenance { group, paused } => self.apply_maintenance(now, &group, paused),
@@ -79,6 +96,8 @@ impl Sentinel {
                             msg: Gossip::Heartbeat {
                                 voters: self.voters.iter().copied().collect(),
                                 configs: vec![entry],
+                                cluster: self.members.cluster,
+                                members: self.members.epoch,
                             },
                         });
                     }
@@ -96,7 +115,8 @@ impl Sentinel {
                 id,
             } => self.handle_config_query(now, from, &group, epoch, master, id),
             answer @ Gossip::ConfigAnswer { .. } => self.handle_config_answer(now, from, answer),
-            Gossip::Heartbeat { voters: _, configs } => {
+            Gossip::Membership { .. } => {}
+            Gossip::Heartbeat { configs, .. } => {
                 for (group, epoch, master, agreed) in configs {
                     let Some(g) = self.groups.get_mut(&group) else {
                         if agreed > Term(0) && self.groups.len() < super::MAX_GROUPS {
@@ -158,19 +178,34 @@ impl Sentinel {
             .collect();
         self.expire_admin(now);
         let voters: Vec<SentinelId> = self.voters.iter().copied().collect();
-        self.broadcast(Gossip::Heartbeat { voters, configs });
+        self.broadcast(Gossip::Heartbeat {
+            voters,
+            configs,
+            cluster: self.members.cluster,
+            members: self.members.epoch,
+        });
+        self.member_tick();
         // A fence that no config and no abandonment settled (its leader died) is settled by a
         // new election, so that the master gets its leases back.
+        // Likewise a config older than the last voter-set change requires, when no newer
+        // config arrived in that time (the leader it waits for died).
+        let since = self.members_since;
         let stale: Vec<GroupName> = self
             .groups
             .iter()
-            .filter(|(_, g)| {
-                g.is_fenced()
+            .filter(|(name, g)| {
+                let behind = g.durable.epoch < self.lease_fence(name)
+                    && since.is_some_and(|t| {
+                        now.saturating_duration_since(t) >= g.cfg.failover_timeout
+                    });
+                let fenced = g.is_fenced()
+                    && g.fenced_since.is_some_and(|t| {
+                        now.saturating_duration_since(t) >= g.cfg.failover_timeout
+                    });
+                (fenced || behind)
                     && !g.durable.removed
                     && g.failover.is_none()
                     && matches!(g.election, Election::Idle)
-                    && g.fenced_since
-                        .is_some_and(|t| now.saturating_duration_since(t) >= g.cfg.failover_timeout)
             })
             .map(|(name, _)| name.clone())
             .collect();
@@ -303,8 +338,12 @@ impl Sentinel {
         self.evaluate_odown(now, group);
     }
 
-    /// Whether this sentinel heard from a majority of voters (itself included) recently.
+    /// Whether this sentinel heard from a majority of voters (itself included) recently; never
+    /// for a sentinel that is not a voter.
     pub(super) fn in_contact_with_majority(&self, now: Instant) -> bool {
+        if !self.is_voter() {
+            return false;
+        }
         let window = self.cfg.heartbeat_interval * 3;
         let heard = self
             .last_heard
@@ -348,26 +387,5 @@ impl Sentinel {
         if !paused {
             self.evaluate_odown(now, group);
         }
-    }
-
-    fn add_voter(&mut self, id: SentinelId) {
-        if self.voters.insert(id) {
-            info!(peer = %id, "+sentinel");
-            self.persist();
-            self.publish(Event::SentinelAdded { id });
-        }
-    }
-
-    /// FIXME: the operator must forget a sentinel on every sentinel, one sentinel at a time;
-    /// voter-set changes are not agreed yet (docs/MEMBERSHIP.md: why one change at a time is
-    /// safe, two concurrent ones are not, and the Paxos-per-epoch design that fixes it).
-    pub(super) fn handle_forget(&mut self, id: SentinelId) {
-        if id == self.id || !self.voters.remove(&id) {
-            return;
-        }
-        info!(peer = %id, "-sentinel");
-        self.last_heard.remove(&id);
-        self.persist();
-        self.publish(Event::SentinelRemoved { id });
     }
 }

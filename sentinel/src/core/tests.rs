@@ -73,6 +73,7 @@ fn request_vote(term: u64) -> Gossip {
         reason: ElectionReason::MasterDown,
         master: M,
         agreed: Term(0),
+        members: crate::core::MembersEpoch(1),
     }
 }
 
@@ -298,37 +299,394 @@ fn a_newer_config_wins_and_is_persisted_before_it_is_published() {
     assert_eq!(s.config_of(&group()), Some((ConfigEpoch(3), R)));
 }
 
+fn member(epoch: u64, msg: MemberMsg) -> Gossip {
+    Gossip::Membership {
+        cluster: members::cluster_id(&BTreeSet::from([S1, S2, S3])),
+        epoch: MembersEpoch(epoch),
+        msg,
+    }
+}
+
+fn persisted(s: &mut Sentinel, t: Instant) {
+    let version = s.durable().version;
+    s.handle(t, Input::Persisted { version });
+}
+
+/// The membership messages among `actions`, with their destinations.
+fn member_msgs(actions: &[Action]) -> Vec<(SentinelId, MemberMsg)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SendGossip {
+                to,
+                msg: Gossip::Membership { msg, .. },
+            } => Some((*to, msg.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn promise(round: u64, by: SentinelId) -> MemberMsg {
+    MemberMsg::Promise {
+        ballot: Ballot { round, by: by.0 },
+        accepted: None,
+        term: Term(0),
+        fences: Vec::new(),
+        lease_wait: Duration::ZERO,
+    }
+}
+
 #[test]
-fn gossip_from_a_stranger_is_ignored_but_hello_joins_the_voters() {
+fn a_stranger_joins_only_through_an_agreed_change_of_the_voter_set() {
     let (mut s, t0) = sentinel();
     let stranger = SentinelId(9);
+    // Its gossip is ignored, and a hello alone admits nobody.
+    for msg in [request_vote(1), Gossip::Hello] {
+        s.handle(
+            t0,
+            Input::GossipReceived {
+                from: stranger,
+                msg,
+            },
+        );
+        assert_eq!(decisions(&mut s), vec![]);
+    }
+    // Its join starts a change: our promise is durable before the prepares leave.
     s.handle(
         t0,
         Input::GossipReceived {
             from: stranger,
-            msg: request_vote(1),
-        },
-    );
-    assert_eq!(decisions(&mut s), vec![]);
-    s.handle(
-        t0,
-        Input::GossipReceived {
-            from: stranger,
-            msg: Gossip::Hello,
+            msg: member(0, MemberMsg::Join),
         },
     );
     let actions = decisions(&mut s);
-    assert!(matches!(&actions[..], [Action::Persist(d)] if d.voters.contains(&stranger)));
+    assert!(matches!(&actions[0], Action::Persist(d) if d.members.promised.by == S1.0));
+    assert!(member_msgs(&actions).is_empty(), "{actions:?}");
+    persisted(&mut s, t0);
+    let ballot = Ballot { round: 1, by: S1.0 };
+    assert_eq!(
+        member_msgs(&decisions(&mut s)),
+        vec![
+            (S2, MemberMsg::Prepare { ballot }),
+            (S3, MemberMsg::Prepare { ballot })
+        ]
+    );
+    assert!(!s.voters().contains(&stranger));
+    // A majority of the current set (us and S2) promises: accept the set with the stranger.
     s.handle(
         t0,
-        Input::Persisted {
-            version: PersistVersion(2),
+        Input::GossipReceived {
+            from: S2,
+            msg: member(1, promise(1, S1)),
+        },
+    );
+    persisted(&mut s, t0);
+    let with = vec![S1, S2, S3, stranger];
+    assert_eq!(
+        member_msgs(&decisions(&mut s)),
+        vec![
+            (
+                S2,
+                MemberMsg::Accept {
+                    ballot,
+                    voters: with.clone()
+                }
+            ),
+            (
+                S3,
+                MemberMsg::Accept {
+                    ballot,
+                    voters: with.clone()
+                }
+            )
+        ]
+    );
+    // S2 accepts: decided; the commit goes to the old voters and the new one.
+    s.handle(
+        t0,
+        Input::GossipReceived {
+            from: S2,
+            msg: member(1, MemberMsg::Accepted { ballot }),
+        },
+    );
+    persisted(&mut s, t0);
+    let actions = decisions(&mut s);
+    assert!(actions.contains(&Action::Publish(Event::SentinelAdded { id: stranger })));
+    let commits: Vec<SentinelId> = member_msgs(&actions)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, MemberMsg::Commit { voters, .. } if *voters == with))
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(commits, vec![S2, S3, stranger]);
+    assert_eq!(s.members().epoch, MembersEpoch(2));
+    assert_eq!(s.voters().iter().copied().collect::<Vec<_>>(), with);
+}
+
+#[test]
+fn an_unjoined_sentinel_asks_its_peers_and_adopts_only_a_set_that_admits_it() {
+    let t0 = crate::testutil::t0();
+    let mut c = cfg();
+    c.joining = true;
+    let mut s = Sentinel::new(S1, c, 7, t0);
+    persisted(&mut s, t0);
+    decisions(&mut s);
+    assert!(!s.voting());
+    s.handle(
+        t0,
+        Input::GossipReceived {
+            from: S2,
+            msg: Gossip::Hello,
+        },
+    );
+    assert_eq!(member_msgs(&decisions(&mut s)), vec![(S2, MemberMsg::Join)]);
+    let commit = |voters: Vec<SentinelId>| MemberMsg::Commit {
+        voters,
+        floor: Term(4),
+        fences: Vec::new(),
+    };
+    s.handle(
+        t0,
+        Input::GossipReceived {
+            from: S2,
+            msg: member(2, commit(vec![S2, S3])),
+        },
+    );
+    assert_eq!(decisions(&mut s), vec![], "a set without us is not ours");
+    s.handle(
+        t0,
+        Input::GossipReceived {
+            from: S2,
+            msg: member(2, commit(vec![S1, S2])),
+        },
+    );
+    assert!(s.voting());
+    assert_eq!(s.members().epoch, MembersEpoch(2));
+    assert_eq!(s.members().floor, Term(4));
+}
+
+#[test]
+fn a_voter_that_promised_in_a_change_or_is_of_another_epoch_refuses_group_votes() {
+    let (mut s, t0) = sentinel();
+    let t = master_sdown(&mut s, t0);
+    decisions(&mut s);
+    let vote_of = |actions: &[Action]| {
+        actions.iter().find_map(|a| match a {
+            Action::SendGossip {
+                msg: Gossip::Vote { granted, .. },
+                ..
+            } => Some(*granted),
+            _ => None,
+        })
+    };
+    // Another epoch: refused.
+    let mut other = request_vote(1);
+    if let Gossip::RequestVote { members, .. } = &mut other {
+        *members = MembersEpoch(2);
+    }
+    s.handle(
+        t,
+        Input::GossipReceived {
+            from: S2,
+            msg: other,
+        },
+    );
+    assert_eq!(vote_of(&decisions(&mut s)), Some(false));
+    // A promise in this epoch's change: refused too, until the next set is adopted.
+    s.handle(
+        t,
+        Input::GossipReceived {
+            from: S3,
+            msg: member(
+                1,
+                MemberMsg::Prepare {
+                    ballot: Ballot { round: 1, by: S3.0 },
+                },
+            ),
+        },
+    );
+    persisted(&mut s, t);
+    let actions = decisions(&mut s);
+    assert!(matches!(
+        &member_msgs(&actions)[..],
+        [(to, MemberMsg::Promise { .. })] if *to == S3
+    ));
+    s.handle(
+        t,
+        Input::GossipReceived {
+            from: S2,
+            msg: request_vote(1),
+        },
+    );
+    assert_eq!(vote_of(&decisions(&mut s)), Some(false));
+    // The set of epoch 2 with a floor of 5: a term at or below it is refused, one above is
+    // granted.
+    s.handle(
+        t,
+        Input::GossipReceived {
+            from: S3,
+            msg: member(
+                2,
+                MemberMsg::Commit {
+                    voters: vec![S1, S2, S3],
+                    floor: Term(5),
+                    fences: Vec::new(),
+                },
+            ),
+        },
+    );
+    persisted(&mut s, t);
+    decisions(&mut s);
+    let at_epoch_2 = |term: u64| {
+        let mut v = request_vote(term);
+        if let Gossip::RequestVote { members, .. } = &mut v {
+            *members = MembersEpoch(2);
+        }
+        v
+    };
+    s.handle(
+        t,
+        Input::GossipReceived {
+            from: S2,
+            msg: at_epoch_2(5),
+        },
+    );
+    assert_eq!(vote_of(&decisions(&mut s)), Some(false));
+    s.handle(
+        t,
+        Input::GossipReceived {
+            from: S2,
+            msg: at_epoch_2(6),
+        },
+    );
+    persisted(&mut s, t);
+    assert_eq!(vote_of(&decisions(&mut s)), Some(true));
+}
+
+#[test]
+fn a_decided_change_is_committed_only_after_the_acceptors_leases_expired() {
+    let (mut s, t0) = sentinel();
+    s.handle(
+        t0,
+        Input::ForgetRequested {
+            id: 7,
+            sentinel: S3,
+        },
+    );
+    persisted(&mut s, t0);
+    decisions(&mut s);
+    let lease = Duration::from_millis(800);
+    s.handle(
+        t0,
+        Input::GossipReceived {
+            from: S2,
+            msg: member(
+                1,
+                MemberMsg::Promise {
+                    ballot: Ballot { round: 1, by: S1.0 },
+                    accepted: None,
+                    term: Term(3),
+                    fences: vec![(group(), ConfigEpoch(2))],
+                    lease_wait: lease,
+                },
+            ),
+        },
+    );
+    persisted(&mut s, t0);
+    decisions(&mut s);
+    let ballot = Ballot { round: 1, by: S1.0 };
+    s.handle(
+        t0,
+        Input::GossipReceived {
+            from: S2,
+            msg: member(1, MemberMsg::Accepted { ballot }),
         },
     );
     assert_eq!(
         decisions(&mut s),
-        vec![Action::Publish(Event::SentinelAdded { id: stranger })]
+        vec![],
+        "decided, but S2's lease may still stand"
     );
+    assert_eq!(s.members().epoch, MembersEpoch(1));
+    let end = t0 + lease.mul_f64(1.0 + s.config().clock_rate_bound);
+    assert!(s.poll_timeout().is_some_and(|t| t <= end));
+    s.handle_timeout(end);
+    persisted(&mut s, end);
+    let actions = decisions(&mut s);
+    assert!(
+        actions.contains(&Action::Publish(Event::MembershipConfirmed {
+            id: 7,
+            epoch: MembersEpoch(2),
+        })),
+        "{actions:?}"
+    );
+    assert_eq!(s.members().epoch, MembersEpoch(2));
+    assert_eq!(s.members().floor, Term(3));
+    assert_eq!(s.members().fences.get(&group()), Some(&ConfigEpoch(2)));
+    assert!(!s.voters().contains(&S3));
+}
+
+#[test]
+fn bad_forget_requests_are_refused_with_a_reason() {
+    let (mut s, t0) = sentinel();
+    let failed = |s: &mut Sentinel| {
+        decisions(s).into_iter().find_map(|a| match a {
+            Action::Publish(Event::MembershipFailed { reason, .. }) => Some(reason),
+            _ => None,
+        })
+    };
+    s.handle(
+        t0,
+        Input::ForgetRequested {
+            id: 1,
+            sentinel: S1,
+        },
+    );
+    assert!(matches!(failed(&mut s), Some(AdminError::Invalid(_))));
+    // Not a voter: nothing to do, confirmed at once.
+    s.handle(
+        t0,
+        Input::ForgetRequested {
+            id: 2,
+            sentinel: SentinelId(40),
+        },
+    );
+    assert!(
+        decisions(&mut s).contains(&Action::Publish(Event::MembershipConfirmed {
+            id: 2,
+            epoch: MembersEpoch(1),
+        }))
+    );
+    s.handle(
+        t0,
+        Input::ForgetRequested {
+            id: 3,
+            sentinel: S3,
+        },
+    );
+    persisted(&mut s, t0);
+    decisions(&mut s);
+    s.handle(
+        t0,
+        Input::ForgetRequested {
+            id: 4,
+            sentinel: S2,
+        },
+    );
+    assert_eq!(failed(&mut s), Some(AdminError::MembershipBusy));
+    // Nobody answers: the first fails at its deadline.
+    let deadline = t0 + MEMBER_REQUEST_TIMEOUT;
+    let mut t = t0;
+    while let Some(next) = s.poll_timeout().filter(|n| *n <= deadline) {
+        t = next;
+        s.handle_timeout(t);
+        persisted(&mut s, t);
+        if let Some(reason) = failed(&mut s) {
+            assert_eq!(reason, AdminError::NoMembershipMajority);
+            assert!(t >= deadline);
+            return;
+        }
+    }
+    panic!("no failure by the deadline (last timer at {:?})", t - t0);
 }
 
 #[test]

@@ -23,6 +23,9 @@ pub enum Timer {
     Election(GroupName),
     /// The next poll or the deadline of the current failover step of a group.
     Failover(GroupName),
+    /// A voter-set change: the next round, the operator's deadline, or the take-over of an
+    /// instance whose proposer went quiet.
+    Membership,
 }
 
 /// Deadlines indexed both by kind (to re-arm) and by time (to find the next one).

@@ -1,6 +1,6 @@
 //! Newtypes for every number and name with a meaning in the core.
 //!
-//! Owns: `Term`, `ConfigEpoch`, `ReplOffset`, `NodeId`, `SentinelId`, `GroupName`, `RunId`,
+//! Owns: `Term`, `ConfigEpoch`, `MembersEpoch`, `Ballot`, `ReplOffset`, `NodeId`, `SentinelId`, `GroupName`, `RunId`,
 //! `Priority`, `Quorum`, `NodeClock`, `PersistVersion` and `InfoSeq`.
 //! Invariant: no bare integer crosses a module boundary where one of these types applies.
 
@@ -32,6 +32,21 @@ pub struct SentinelId(pub u32);
 /// The name of a monitored group (a master and its replicas).
 #[derive(Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 pub struct GroupName(Arc<str>);
+
+/// The epoch of the voter set: 1 when a cluster is founded, one more for every agreed change;
+/// 0 on a sentinel that has not joined a cluster yet.
+#[derive(Clone, Copy, Debug, Default, Eq, Hash, Ord, PartialEq, PartialOrd)]
+pub struct MembersEpoch(pub u64);
+
+/// A Paxos ballot of a voter-set change: ordered by round, then by proposer. The default
+/// (round 0) is below every ballot a proposer uses.
+#[derive(Clone, Copy, Debug, Default, Eq, Hash, Ord, PartialEq, PartialOrd)]
+pub struct Ballot {
+    /// The round.
+    pub round: u64,
+    /// The proposer.
+    pub by: u32,
+}
 
 /// A data node's run id, which changes on every restart (the shell hashes Redis' 40 hex digits).
 #[derive(Clone, Copy, Debug, Default, Eq, Hash, Ord, PartialEq, PartialOrd)]
@@ -72,6 +87,19 @@ impl Term {
     /// The term after this one.
     pub fn next(self) -> Term {
         Term(self.0 + 1)
+    }
+}
+
+impl MembersEpoch {
+    /// The epoch after this one.
+    pub fn next(self) -> MembersEpoch {
+        MembersEpoch(self.0 + 1)
+    }
+}
+
+impl fmt::Display for MembersEpoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "m{}", self.0)
     }
 }
 

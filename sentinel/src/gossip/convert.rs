@@ -13,8 +13,8 @@ use vigil_proto::gossip as pb;
 use vigil_proto::gossip::envelope::Msg;
 
 use crate::core::{
-    ConfigEpoch, Dc, ElectionReason, Gossip, GroupName, GroupOptions, NodeId, Quorum, ReplId,
-    ReplOffset, SentinelId, Term,
+    Ballot, ConfigEpoch, Dc, ElectionReason, Gossip, GroupName, GroupOptions, MemberMsg,
+    MembersEpoch, NodeId, Quorum, ReplId, ReplOffset, SentinelId, Term,
 };
 use crate::nodes::{NodeAddr, NodeTable};
 
@@ -155,6 +155,7 @@ pub fn encode(msg: &Gossip, nodes: &NodeTable) -> Option<pb::Envelope> {
             reason,
             master,
             agreed,
+            members,
         } => Msg::RequestVote(pb::RequestVote {
             group: group.to_string(),
             term: term.0,
@@ -162,6 +163,7 @@ pub fn encode(msg: &Gossip, nodes: &NodeTable) -> Option<pb::Envelope> {
             reason: reason_to_pb(*reason) as i32,
             master: addr(*master)?,
             agreed: agreed.0,
+            members: members.0,
         }),
         Gossip::Vote {
             group,
@@ -240,7 +242,12 @@ pub fn encode(msg: &Gossip, nodes: &NodeTable) -> Option<pb::Envelope> {
             master: addr(*master)?,
             fenced: *fenced,
         }),
-        Gossip::Heartbeat { voters, configs } => {
+        Gossip::Heartbeat {
+            voters,
+            configs,
+            cluster,
+            members,
+        } => {
             let mut out = Vec::with_capacity(configs.len());
             for (group, epoch, master, agreed) in configs {
                 out.push(pb::GroupEpoch {
@@ -253,8 +260,19 @@ pub fn encode(msg: &Gossip, nodes: &NodeTable) -> Option<pb::Envelope> {
             Msg::Heartbeat(pb::Heartbeat {
                 voters: voters.iter().map(|v| v.0).collect(),
                 configs: out,
+                cluster: *cluster,
+                members: members.0,
             })
         }
+        Gossip::Membership {
+            cluster,
+            epoch,
+            msg,
+        } => Msg::Membership(pb::Membership {
+            cluster: *cluster,
+            epoch: epoch.0,
+            kind: Some(member_to_pb(msg)),
+        }),
         Gossip::Hello => Msg::Hello(pb::Hello {
             name: String::new(),
             announce_addr: String::new(),
@@ -312,6 +330,7 @@ pub fn decode(env: pb::Envelope, nodes: &mut NodeTable) -> Result<Decoded, Conve
                 reason,
                 master: intern(nodes, master)?,
                 agreed: Term(r.agreed),
+                members: MembersEpoch(r.members),
             }
         }
         Msg::Vote(v) => {
@@ -409,10 +428,151 @@ pub fn decode(env: pb::Envelope, nodes: &mut NodeTable) -> Result<Decoded, Conve
             Gossip::Heartbeat {
                 voters: h.voters.into_iter().map(SentinelId).collect(),
                 configs,
+                cluster: h.cluster,
+                members: MembersEpoch(h.members),
             }
         }
+        Msg::Membership(m) => Gossip::Membership {
+            cluster: m.cluster,
+            epoch: MembersEpoch(m.epoch),
+            msg: member_from_pb(m.kind.ok_or(ConvertError::Empty)?)?,
+        },
     };
     Ok(Decoded::Core(gossip))
+}
+
+fn ballot_to_pb(b: Ballot) -> pb::Ballot {
+    pb::Ballot {
+        round: b.round,
+        sentinel: b.by,
+    }
+}
+
+fn ballot_from_pb(b: Option<pb::Ballot>) -> Result<Ballot, ConvertError> {
+    let b = b.ok_or(ConvertError::Empty)?;
+    Ok(Ballot {
+        round: b.round,
+        by: b.sentinel,
+    })
+}
+
+fn fences_to_pb(fences: &[(GroupName, ConfigEpoch)]) -> Vec<pb::GroupFence> {
+    fences
+        .iter()
+        .map(|(g, e)| pb::GroupFence {
+            group: g.to_string(),
+            epoch: e.0,
+        })
+        .collect()
+}
+
+fn fences_from_pb(
+    fences: Vec<pb::GroupFence>,
+) -> Result<Vec<(GroupName, ConfigEpoch)>, ConvertError> {
+    bound("fences", fences.len(), MAX_CONFIGS)?;
+    fences
+        .into_iter()
+        .map(|f| Ok((group_name(&f.group)?, ConfigEpoch(f.epoch))))
+        .collect()
+}
+
+/// A voter set off the wire: 1 to `MAX_VOTERS` ids, none zero (`empty_ok` for a promise
+/// that accepted nothing).
+fn voters_from_pb(ids: Vec<u32>, empty_ok: bool) -> Result<Vec<SentinelId>, ConvertError> {
+    bound("voters", ids.len(), MAX_VOTERS)?;
+    if ids.is_empty() && !empty_ok {
+        return Err(ConvertError::Empty);
+    }
+    if ids.contains(&0) {
+        return Err(ConvertError::ZeroSentinelId);
+    }
+    Ok(ids.into_iter().map(SentinelId).collect())
+}
+
+fn member_to_pb(msg: &MemberMsg) -> pb::membership::Kind {
+    use pb::membership::Kind;
+    let ids = |v: &[SentinelId]| v.iter().map(|s| s.0).collect::<Vec<u32>>();
+    match msg {
+        MemberMsg::Join => Kind::Join(pb::MemberJoin {}),
+        MemberMsg::Prepare { ballot } => Kind::Prepare(ballot_to_pb(*ballot)),
+        MemberMsg::Promise {
+            ballot,
+            accepted,
+            term,
+            fences,
+            lease_wait,
+        } => Kind::Promise(pb::MemberPromise {
+            ballot: Some(ballot_to_pb(*ballot)),
+            accepted_ballot: accepted.as_ref().map(|(b, _)| ballot_to_pb(*b)),
+            accepted_voters: accepted.as_ref().map(|(_, v)| ids(v)).unwrap_or_default(),
+            term: term.0,
+            fences: fences_to_pb(fences),
+            lease_wait_micros: u64::try_from(lease_wait.as_micros()).unwrap_or(u64::MAX),
+        }),
+        MemberMsg::Accept { ballot, voters } => Kind::Accept(pb::MemberAccept {
+            ballot: Some(ballot_to_pb(*ballot)),
+            voters: ids(voters),
+        }),
+        MemberMsg::Accepted { ballot } => Kind::Accepted(ballot_to_pb(*ballot)),
+        MemberMsg::Nack { promised } => Kind::Nack(ballot_to_pb(*promised)),
+        MemberMsg::Commit {
+            voters,
+            floor,
+            fences,
+        } => Kind::Commit(pb::MemberCommit {
+            voters: ids(voters),
+            floor: floor.0,
+            fences: fences_to_pb(fences),
+        }),
+    }
+}
+
+fn member_from_pb(kind: pb::membership::Kind) -> Result<MemberMsg, ConvertError> {
+    use pb::membership::Kind;
+    Ok(match kind {
+        Kind::Join(_) => MemberMsg::Join,
+        Kind::Prepare(b) => MemberMsg::Prepare {
+            ballot: ballot_from_pb(Some(b))?,
+        },
+        Kind::Promise(p) => {
+            let lease_wait = Duration::from_micros(p.lease_wait_micros);
+            if lease_wait > MAX_DURATION {
+                return Err(ConvertError::Duration {
+                    what: "lease_wait",
+                    micros: p.lease_wait_micros,
+                });
+            }
+            let accepted = match p.accepted_ballot {
+                Some(b) => Some((
+                    ballot_from_pb(Some(b))?,
+                    voters_from_pb(p.accepted_voters, false)?,
+                )),
+                None => None,
+            };
+            MemberMsg::Promise {
+                ballot: ballot_from_pb(p.ballot)?,
+                accepted,
+                term: Term(p.term),
+                fences: fences_from_pb(p.fences)?,
+                lease_wait,
+            }
+        }
+        Kind::Accept(a) => MemberMsg::Accept {
+            ballot: ballot_from_pb(a.ballot)?,
+            voters: voters_from_pb(a.voters, false)?,
+        },
+        Kind::Accepted(b) => MemberMsg::Accepted {
+            ballot: ballot_from_pb(Some(b))?,
+        },
+        Kind::Nack(b) => MemberMsg::Nack {
+            promised: ballot_from_pb(Some(b))?,
+        },
+        Kind::Commit(c) => MemberMsg::Commit {
+            voters: voters_from_pb(c.voters, false)?,
+            floor: Term(c.floor),
+            fences: fences_from_pb(c.fences)?,
+        },
+    })
 }
 
 /// Validates a transport `Hello`: a valid sentinel name and an "ip:port" announce address.
@@ -681,6 +841,7 @@ mod tests {
                 reason: ElectionReason::MasterDown,
                 master: a,
                 agreed: Term(0),
+                members: MembersEpoch(3),
             },
             Gossip::RequestVote {
                 group: g("g"),
@@ -689,6 +850,7 @@ mod tests {
                 reason: ElectionReason::Manual,
                 master: a,
                 agreed: Term(0),
+                members: MembersEpoch(3),
             },
             Gossip::RequestVote {
                 group: g("g"),
@@ -697,6 +859,7 @@ mod tests {
                 reason: ElectionReason::Switchover,
                 master: a,
                 agreed: Term(0),
+                members: MembersEpoch(3),
             },
             Gossip::RequestVote {
                 group: g("g"),
@@ -705,6 +868,7 @@ mod tests {
                 reason: ElectionReason::Fenced,
                 master: a,
                 agreed: Term(0),
+                members: MembersEpoch(3),
             },
             Gossip::RequestVote {
                 group: g("new"),
@@ -713,6 +877,7 @@ mod tests {
                 reason: ElectionReason::Admin,
                 master: b,
                 agreed: Term(0),
+                members: MembersEpoch(1),
             },
             Gossip::Vote {
                 group: g("g"),
@@ -791,8 +956,78 @@ mod tests {
                     (g("a"), ConfigEpoch(1), a, Term(0)),
                     (g("b c"), ConfigEpoch(2), b, Term(5)),
                 ],
+                cluster: 0xfeed,
+                members: MembersEpoch(4),
             },
             Gossip::Hello,
+            Gossip::Membership {
+                cluster: 0,
+                epoch: MembersEpoch(0),
+                msg: MemberMsg::Join,
+            },
+            Gossip::Membership {
+                cluster: 9,
+                epoch: MembersEpoch(2),
+                msg: MemberMsg::Prepare {
+                    ballot: Ballot { round: 3, by: 7 },
+                },
+            },
+            Gossip::Membership {
+                cluster: 9,
+                epoch: MembersEpoch(2),
+                msg: MemberMsg::Promise {
+                    ballot: Ballot { round: 3, by: 7 },
+                    accepted: Some((
+                        Ballot { round: 2, by: 5 },
+                        vec![SentinelId(5), SentinelId(7)],
+                    )),
+                    term: Term(12),
+                    fences: vec![(g("g"), ConfigEpoch(11))],
+                    lease_wait: Duration::from_millis(800),
+                },
+            },
+            Gossip::Membership {
+                cluster: 9,
+                epoch: MembersEpoch(2),
+                msg: MemberMsg::Promise {
+                    ballot: Ballot { round: 3, by: 7 },
+                    accepted: None,
+                    term: Term(0),
+                    fences: vec![],
+                    lease_wait: Duration::ZERO,
+                },
+            },
+            Gossip::Membership {
+                cluster: 9,
+                epoch: MembersEpoch(2),
+                msg: MemberMsg::Accept {
+                    ballot: Ballot { round: 3, by: 7 },
+                    voters: vec![SentinelId(5), SentinelId(7), SentinelId(8)],
+                },
+            },
+            Gossip::Membership {
+                cluster: 9,
+                epoch: MembersEpoch(2),
+                msg: MemberMsg::Accepted {
+                    ballot: Ballot { round: 3, by: 7 },
+                },
+            },
+            Gossip::Membership {
+                cluster: 9,
+                epoch: MembersEpoch(2),
+                msg: MemberMsg::Nack {
+                    promised: Ballot { round: 4, by: 5 },
+                },
+            },
+            Gossip::Membership {
+                cluster: 9,
+                epoch: MembersEpoch(3),
+                msg: MemberMsg::Commit {
+                    voters: vec![SentinelId(5), SentinelId(7), SentinelId(8)],
+                    floor: Term(12),
+                    fences: vec![(g("g"), ConfigEpoch(11))],
+                },
+            },
         ]
     }
 
@@ -919,6 +1154,7 @@ mod tests {
                     reason: value,
                     master: "10.0.0.1:1".into(),
                     agreed: 0,
+                    members: 1,
                 })),
             };
             assert_eq!(
@@ -997,6 +1233,7 @@ mod tests {
                     };
                     configs
                 ],
+                ..Default::default()
             })),
         };
         assert!(decode(heartbeat(MAX_VOTERS, 2), &mut t).is_ok());
@@ -1022,6 +1259,7 @@ mod tests {
             msg: Some(Msg::Heartbeat(pb::Heartbeat {
                 voters: vec![1, 0],
                 configs: vec![],
+                ..Default::default()
             })),
         };
         assert_eq!(reject(env), ConvertError::ZeroSentinelId);
@@ -1046,6 +1284,7 @@ mod tests {
                         agreed: 0,
                     },
                 ],
+                ..Default::default()
             })),
         };
         assert!(matches!(reject(env), ConvertError::NodeAddr(_)));

@@ -1,4 +1,5 @@
-//! The invariant checker: DESIGN.md §7 invariants 1 to 6, fed by the simulator after every event.
+//! The invariant checker: DESIGN.md §7 invariants 1 to 6, and 7 (one voter set per membership
+//! epoch, promises durable before they leave), fed by the simulator after every event.
 //!
 //! Owns `Checker`. It only observes: what sentinels send, persist and publish, and what data
 //! nodes accept and acknowledge. Invariant: the first violation is kept, with the virtual time.
@@ -6,7 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::core::{ConfigEpoch, DurableState, GroupName, NodeId, SentinelId, Term};
+use crate::core::{
+    Ballot, ConfigEpoch, DurableState, GroupName, MembersEpoch, NodeId, SentinelId, Term,
+};
 
 #[derive(Debug, Default)]
 pub struct Checker {
@@ -22,6 +25,10 @@ pub struct Checker {
     published: BTreeMap<(SentinelId, GroupName), ConfigEpoch>,
     /// Invariant 6: acknowledged writes per group.
     pub acked: BTreeMap<GroupName, BTreeSet<u64>>,
+    /// Invariant 7: the voter set of each membership epoch, as first persisted.
+    members: BTreeMap<MembersEpoch, BTreeSet<SentinelId>>,
+    /// Skip invariant 7 (a breaking test that shows what its violation leads to).
+    pub skip_members: bool,
 }
 
 impl Checker {
@@ -112,11 +119,58 @@ impl Checker {
         }
     }
 
-    /// A sentinel's disk is overwritten: terms, votes and epochs never decrease.
+    /// A promise or an accept of a voter-set change is leaving `from`: it must be on its disk
+    /// (its disk promised at least `ballot` in instance `epoch`, or moved past the instance).
+    pub fn member_reply_sent(
+        &mut self,
+        now: Duration,
+        from: SentinelId,
+        disk: Option<&DurableState>,
+        epoch: MembersEpoch,
+        ballot: Ballot,
+    ) {
+        let durable = disk.is_some_and(|d| {
+            d.members.epoch > epoch || (d.members.epoch == epoch && d.members.promised >= ballot)
+        });
+        if !durable {
+            self.fail(
+                now,
+                format!("invariant 7: {from} answered ballot {ballot:?} of membership instance {epoch} before its promise was durable"),
+            );
+        }
+    }
+
+    /// A sentinel's disk is overwritten: terms, votes and epochs never decrease; each
+    /// membership epoch has one voter set.
     pub fn persisted(&mut self, now: Duration, old: Option<&DurableState>, new: &DurableState) {
+        if new.members.epoch > MembersEpoch(0) && !self.skip_members {
+            let first = self
+                .members
+                .entry(new.members.epoch)
+                .or_insert_with(|| new.voters.clone())
+                .clone();
+            if first != new.voters {
+                self.fail(
+                    now,
+                    format!(
+                        "invariant 7: membership epoch {} has two voter sets: {first:?} and {:?} ({})",
+                        new.members.epoch, new.voters, new.id
+                    ),
+                );
+            }
+        }
         let Some(old) = old else {
             return;
         };
+        if new.members.epoch < old.members.epoch {
+            self.fail(
+                now,
+                format!(
+                    "invariant 3: {} went back to membership epoch {} from {}",
+                    new.id, new.members.epoch, old.members.epoch
+                ),
+            );
+        }
         for (name, g) in &new.groups {
             let Some(o) = old.groups.get(name) else {
                 continue;

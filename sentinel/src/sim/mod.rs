@@ -22,8 +22,8 @@ use rand::{Rng, SeedableRng};
 
 use crate::core::{
     AbortReason, Action, ConfigEpoch, CoreConfig, DurableState, Event, Gossip, GroupConfig,
-    GroupName, InfoSeq, Input, Lease, NodeId, NodeInfo, ProbeReply, ProbeStatus, Quorum, Sentinel,
-    SentinelId, Term,
+    GroupName, InfoSeq, Input, Lease, MemberMsg, MembersEpoch, NodeId, NodeInfo, ProbeReply,
+    ProbeStatus, Quorum, Sentinel, SentinelId, Term,
 };
 use check::Checker;
 use node::{DataNode, Role};
@@ -114,6 +114,16 @@ pub enum Fault {
     /// An operator changes group 0's options at this sentinel (`parallel_syncs` toggled), an
     /// election of its own among the failovers.
     AdminSet(usize),
+    /// A sentinel dies for good: no restart brings it back.
+    KillSentinel(usize),
+    /// An operator asks sentinel `at` to forget sentinel `victim`.
+    Forget {
+        at: usize,
+        victim: usize,
+    },
+    /// A spare sentinel (index `sentinels..`) starts with no state and connects to every
+    /// running sentinel, which makes it ask to join.
+    Join(usize),
 }
 
 #[derive(Debug)]
@@ -138,6 +148,8 @@ enum Ev {
 pub struct Options {
     pub seed: u64,
     pub sentinels: usize,
+    /// Sentinels that start only when a `Fault::Join` starts them, outside the cluster.
+    pub spares: usize,
     pub groups: usize,
     pub replicas: usize,
     /// Defaults to a majority of the sentinels.
@@ -165,6 +177,8 @@ pub struct Options {
 
 pub struct SimSentinel {
     pub id: SentinelId,
+    /// Killed for good (`Fault::KillSentinel`).
+    pub gone: bool,
     pub core: Option<Sentinel>,
     pub disk: Option<DurableState>,
     skew_ppm: i64,
@@ -226,6 +240,7 @@ impl Options {
         Options {
             seed,
             sentinels: 3,
+            spares: 0,
             groups: 1,
             replicas: 2,
             quorum: None,
@@ -303,19 +318,27 @@ impl Sim {
                 next_id += 1;
             }
         }
-        let sentinels = (0..opts.sentinels)
+        // Spares draw from their own generator, so that adding them leaves every other
+        // schedule of a seed as it was.
+        let mut spare_rng = SmallRng::seed_from_u64(opts.seed ^ 0x005B_A2E5);
+        let sentinels = (0..opts.sentinels + opts.spares)
             .map(|i| SimSentinel {
                 id: SentinelId(i as u32),
+                gone: false,
                 core: None,
                 disk: None,
-                skew_ppm: rng.random_range(-skew..=skew),
+                skew_ppm: if i < opts.sentinels {
+                    rng.random_range(-skew..=skew)
+                } else {
+                    spare_rng.random_range(-skew..=skew)
+                },
                 incarnation: 0,
                 disk_busy_until: Duration::ZERO,
                 wake: None,
             })
             .collect();
         let mut sim = Sim {
-            side_s: vec![0; opts.sentinels],
+            side_s: vec![0; opts.sentinels + opts.spares],
             side_n: vec![0; nodes.len()],
             opts,
             rng,
@@ -334,7 +357,7 @@ impl Sim {
             unprovable: BTreeMap::new(),
             healed_at: Duration::MAX,
         };
-        for i in 0..sim.sentinels.len() {
+        for i in 0..sim.opts.sentinels {
             sim.start_sentinel(i);
         }
         sim.schedule(REPL_TICK, Ev::ReplTick);
@@ -412,6 +435,10 @@ impl Sim {
         let mut options = None;
         for s in &self.sentinels {
             let Some(core) = &s.core else { continue };
+            if !core.voting() {
+                // Removed (it knows): nobody tells it configs any more.
+                continue;
+            }
             let c = core
                 .config_of(name)
                 .expect("every sentinel watches every group");
@@ -441,11 +468,45 @@ impl Sim {
         seen.ok_or_else(|| "no sentinel is running".to_string())
     }
 
+    /// The voter set every running voter agrees on, or why there is none: a running sentinel
+    /// is a voter, or knows it was removed; a started spare was admitted.
+    pub fn agreed_members(&self) -> Result<(MembersEpoch, Vec<SentinelId>), String> {
+        let mut seen: Option<(MembersEpoch, Vec<SentinelId>)> = None;
+        for s in &self.sentinels {
+            let Some(core) = &s.core else { continue };
+            let epoch = core.members().epoch;
+            let voters: Vec<SentinelId> = core.voters().iter().copied().collect();
+            if epoch == MembersEpoch(0) {
+                return Err(format!("{} was never admitted", s.id));
+            }
+            if !core.voting() {
+                if voters.contains(&s.id) {
+                    return Err(format!("{} is a voter of {epoch} but does not vote", s.id));
+                }
+                continue;
+            }
+            match &seen {
+                None => seen = Some((epoch, voters)),
+                Some(prev) if *prev != (epoch, voters.clone()) => {
+                    return Err(format!(
+                        "voter sets disagree: {prev:?} vs {:?} ({})",
+                        (epoch, voters),
+                        s.id
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        seen.ok_or_else(|| "no voter is running".to_string())
+    }
+
     /// Invariant 4 and 6 after faults healed: one agreed master per group, every data node
-    /// following it, and (with sync replicas) every acknowledged write on it.
+    /// following it, and (with sync replicas) every acknowledged write on it; one voter set.
     pub fn check_converged(&self) -> Result<(), String> {
         let seed = self.opts.seed;
         self.result()?;
+        self.agreed_members()
+            .map_err(|e| format!("seed {seed}: invariant 4: {e}"))?;
         for g in 0..self.groups.len() {
             let (_, master) = self
                 .agreed_config(g)
@@ -543,7 +604,8 @@ impl Sim {
         let seed = self.opts.seed
             ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ (self.sentinels[i].incarnation << 32);
-        let cfg = self.opts.core.clone();
+        let mut cfg = self.opts.core.clone();
+        cfg.joining = i >= self.opts.sentinels;
         let s = &mut self.sentinels[i];
         s.core = Some(match s.disk.clone() {
             Some(disk) => Sentinel::recover(cfg, disk, seed, now),
@@ -635,6 +697,16 @@ impl Sim {
                 {
                     let disk = self.sentinels[i].disk.as_ref();
                     self.check.vote_sent(self.now, id, disk, group, *term, to);
+                }
+                if let Gossip::Membership {
+                    epoch,
+                    msg: MemberMsg::Promise { ballot, .. } | MemberMsg::Accepted { ballot, .. },
+                    ..
+                } = &msg
+                {
+                    let disk = self.sentinels[i].disk.as_ref();
+                    self.check
+                        .member_reply_sent(self.now, id, disk, *epoch, *ballot);
                 }
                 self.send(
                     from,
@@ -1045,8 +1117,50 @@ impl Sim {
                 s.incarnation += 1;
             }
             Fault::RestartSentinel(i) => {
-                if self.sentinels[i].core.is_none() {
+                let s = &self.sentinels[i];
+                // A spare starts only through `Join`; a killed sentinel never again.
+                let started = i < self.opts.sentinels || s.disk.is_some();
+                if s.core.is_none() && !s.gone && started {
                     self.start_sentinel(i);
+                }
+            }
+            Fault::KillSentinel(i) => {
+                self.apply_fault(Fault::CrashSentinel(i));
+                self.sentinels[i].gone = true;
+            }
+            Fault::Forget { at, victim } => {
+                let id = self.fresh_id();
+                let sentinel = self.sentinels[victim].id;
+                self.feed(at, Input::ForgetRequested { id, sentinel });
+            }
+            Fault::Join(i) => {
+                if self.sentinels[i].core.is_some() || self.sentinels[i].gone {
+                    return;
+                }
+                self.start_sentinel(i);
+                note!(self, "{} starts and connects", self.sentinels[i].id);
+                // What the transport reports on both sides once the connections are up;
+                // the joiner's requests then cross the (lossy) network.
+                let me = self.sentinels[i].id;
+                for j in 0..self.sentinels.len() {
+                    if j == i || self.sentinels[j].core.is_none() {
+                        continue;
+                    }
+                    let peer = self.sentinels[j].id;
+                    self.feed(
+                        i,
+                        Input::GossipReceived {
+                            from: peer,
+                            msg: Gossip::Hello,
+                        },
+                    );
+                    self.feed(
+                        j,
+                        Input::GossipReceived {
+                            from: me,
+                            msg: Gossip::Hello,
+                        },
+                    );
                 }
             }
             Fault::CrashNode(n) => self.nodes[n].crash(),

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::core::{
-    Lease, NodeClock, NodeId, NodeInfo, NodeRole, Priority, ReplId, ReplOffset, RunId, SentinelId,
+    Lease, MembersEpoch, NodeClock, NodeId, NodeInfo, NodeRole, Priority, ReplId, ReplOffset,
+    RunId, SentinelId,
 };
 
 /// The role a node believes it has.
@@ -56,8 +57,9 @@ pub struct DataNode {
     /// Real time of the last boot; the monotonic clock restarts from zero there.
     pub boot: Duration,
     /// Lease expiry per sentinel, on this node's clock.
-    pub leases: BTreeMap<SentinelId, Duration>,
-    pub lease_majority: usize,
+    /// Per sentinel: when its lease ends (node clock), the membership epoch and the majority
+    /// of its latest grant.
+    pub leases: BTreeMap<SentinelId, (Duration, MembersEpoch, usize)>,
     /// Node clock of the latest `VIGIL REVOKE` of this run; grants starting at or before it
     /// are ignored.
     pub revoked_at: Option<Duration>,
@@ -94,7 +96,6 @@ impl DataNode {
             skew_ppm,
             boot: Duration::ZERO,
             leases: BTreeMap::new(),
-            lease_majority: usize::MAX,
             revoked_at: None,
             pause_until: None,
             master_since: Duration::ZERO,
@@ -115,9 +116,19 @@ impl DataNode {
         self.up && !self.paused
     }
 
+    /// Whether the valid leases of the newest membership epoch among them reach that epoch's
+    /// majority.
     pub fn has_lease_majority(&self, now: Duration) -> bool {
         let clock = self.clock(now);
-        self.leases.values().filter(|exp| **exp > clock).count() >= self.lease_majority
+        let valid = || self.leases.values().filter(|(end, _, _)| *end > clock);
+        let Some(newest) = valid().map(|(_, e, _)| *e).max() else {
+            return false;
+        };
+        let counted: Vec<usize> = valid()
+            .filter(|(_, e, _)| *e == newest)
+            .map(|(_, _, m)| *m)
+            .collect();
+        counted.iter().max().is_some_and(|m| counted.len() >= *m)
     }
 
     /// Whether a client write is accepted now.
@@ -167,9 +178,16 @@ impl DataNode {
             return;
         }
         let expiry = lease.start.0 + lease.ttl;
-        let e = self.leases.entry(lease.from).or_default();
-        *e = (*e).max(expiry);
-        self.lease_majority = usize::from(lease.majority);
+        let majority = usize::from(lease.majority);
+        let e = self
+            .leases
+            .entry(lease.from)
+            .or_insert((expiry, lease.members, majority));
+        e.0 = e.0.max(expiry);
+        if lease.members >= e.1 {
+            e.1 = lease.members;
+            e.2 = majority;
+        }
     }
 
     /// `VIGIL REVOKE` at real time `now`: every lease ends, and older grants never count
