@@ -8,7 +8,8 @@
 //!
 //! Modules:
 //! - `core`: the sans-IO state machine: monitoring, elections, failovers, leases, convergence,
-//!   and operators' group changes (`core::admin`) agreed through a term.
+//!   operators' group changes (`core::admin`) agreed through a term, and the voter set
+//!   (`core::members`), changed only by a Paxos instance per membership epoch.
 //! - `daemon`: the tokio shell of `vigil sentinel`: start-up, the event loop, action execution,
 //!   hello discovery, and the `Snapshot` query ports read.
 //! - `backend`: `trait Backend` and the RESP driver for Vigil data nodes and Redis/Valkey.

@@ -8,6 +8,7 @@ mod control;
 mod datanode;
 mod diff;
 mod group_admin;
+mod membership;
 mod persistence;
 mod replication;
 mod sentinel;

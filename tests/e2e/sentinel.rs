@@ -353,7 +353,6 @@ impl Cluster {
         }
         // Replicas must be attached before sentinels look, or the first INFO lists none.
         // Attached is not enough: Redis 7 delays a diskless full sync by 5 s by default.
-        let m = nodes[0].addr;
         for r in &nodes[1..] {
             let a = r.addr;
             wait_until(DEADLINE, || {
@@ -369,74 +368,17 @@ impl Cluster {
             .status()
             .expect("vigil certs init");
         assert!(ok.success());
-        let mut sents: Vec<Sent> = Vec::new();
-        for i in 0..sentinels {
-            let name = format!("s{i}");
-            let ok = vigil()
-                .args([
-                    "certs",
-                    "issue",
-                    "--name",
-                    &name,
-                    "--host",
-                    "127.0.0.1",
-                    "--dir",
-                ])
-                .arg(certs.path())
-                .stdout(Stdio::null())
-                .status()
-                .expect("vigil certs issue");
-            assert!(ok.success());
-            let dir = tempfile::tempdir().expect("temp dir");
-            let resp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-            let gossip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-            let grpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-            let join = sents
-                .first()
-                .map(|s| format!("join = [\"{}\"]\n", s.gossip))
-                .unwrap_or_default();
-            let replicas: Vec<String> = nodes[1..]
-                .iter()
-                .map(|n| format!("\"{}\"", n.addr))
-                .collect();
-            let c = certs.path();
-            let toml = format!(
-                "dir = {dir:?}\ngossip = \"{gossip}\"\nresp = \"{resp}\"\ngrpc = \"{grpc}\"\n{join}\n\
-                 [tls]\nca = {ca:?}\ncert = {crt:?}\nkey = {key:?}\n\n\
-                 [[group]]\nname = \"{GROUP}\"\nmaster = \"{m}\"\nreplicas = [{r}]\nquorum = 2\n\
-                 down-after-ms = {da}\nfailover-timeout-ms = 5000\n",
-                dir = dir.path(),
-                ca = c.join("ca.crt"),
-                crt = c.join(format!("{name}.crt")),
-                key = c.join(format!("{name}.key")),
-                r = replicas.join(", "),
-                da = down_after.as_millis(),
-            );
-            let config = dir.path().join("sentinel.toml");
-            std::fs::write(&config, toml).expect("write sentinel.toml");
-            let mut s = Sent {
-                child: None,
-                resp,
-                gossip,
-                grpc,
-                name,
-                dir,
-                config,
-            };
-            s.restart();
-            sents.push(s);
-        }
         let events = Events::default();
-        for (i, s) in sents.iter().enumerate() {
-            events.watch(i, s.resp);
-        }
-        let c = Cluster {
+        let mut c = Cluster {
             nodes,
-            sentinels: sents,
+            sentinels: Vec::new(),
             events,
             certs,
             down_after,
         };
+        for _ in 0..sentinels {
+            c.add_sentinel();
+        }
         // Every sentinel knows every other one before a test breaks anything.
         let n = c.sentinels.len();
         wait_until(DEADLINE, || {
@@ -447,6 +389,70 @@ impl Cluster {
             })
         });
         c
+    }
+
+    /// Starts one more sentinel (`s<n>`, watching the group as configured at start). The first
+    /// founds the cluster; each later one joins it through the first, which must be alive.
+    pub fn add_sentinel(&mut self) -> usize {
+        let i = self.sentinels.len();
+        let name = format!("s{i}");
+        let ok = vigil()
+            .args([
+                "certs",
+                "issue",
+                "--name",
+                &name,
+                "--host",
+                "127.0.0.1",
+                "--dir",
+            ])
+            .arg(self.certs.path())
+            .stdout(Stdio::null())
+            .status()
+            .expect("vigil certs issue");
+        assert!(ok.success());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let resp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let gossip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let grpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let join = self
+            .sentinels
+            .first()
+            .map(|s| format!("join = [\"{}\"]\n", s.gossip))
+            .unwrap_or_default();
+        let m = self.nodes[0].addr;
+        let replicas: Vec<String> = self.nodes[1..]
+            .iter()
+            .map(|n| format!("\"{}\"", n.addr))
+            .collect();
+        let c = self.certs.path();
+        let toml = format!(
+            "dir = {dir:?}\ngossip = \"{gossip}\"\nresp = \"{resp}\"\ngrpc = \"{grpc}\"\n{join}\n\
+             [tls]\nca = {ca:?}\ncert = {crt:?}\nkey = {key:?}\n\n\
+             [[group]]\nname = \"{GROUP}\"\nmaster = \"{m}\"\nreplicas = [{r}]\nquorum = 2\n\
+             down-after-ms = {da}\nfailover-timeout-ms = 5000\n",
+            dir = dir.path(),
+            ca = c.join("ca.crt"),
+            crt = c.join(format!("{name}.crt")),
+            key = c.join(format!("{name}.key")),
+            r = replicas.join(", "),
+            da = self.down_after.as_millis(),
+        );
+        let config = dir.path().join("sentinel.toml");
+        std::fs::write(&config, toml).expect("write sentinel.toml");
+        let mut s = Sent {
+            child: None,
+            resp,
+            gossip,
+            grpc,
+            name,
+            dir,
+            config,
+        };
+        s.restart();
+        self.events.watch(i, s.resp);
+        self.sentinels.push(s);
+        i
     }
 
     /// The master every live sentinel agrees on, with the epoch, once they agree.

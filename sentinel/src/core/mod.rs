@@ -2,7 +2,7 @@
 //!
 //! Owns the whole decision logic: failure detection (`monitor`), elections (`election`),
 //! failovers and switchovers (`failover`), peers, heartbeats and config convergence (`peers`),
-//! operators' changes of groups (`admin`).
+//! operators' changes of groups (`admin`), the voter set and its agreed changes (`members`).
 //! Invariants: no socket, file, clock or unseeded randomness in here; an action that depends on
 //! durable state (a vote, a vote request, a promotion, a new config) is released only after the
 //! `Persist` carrying that state was confirmed by `Input::Persisted`.

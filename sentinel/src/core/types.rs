@@ -1,7 +1,7 @@
 //! Newtypes for every number and name with a meaning in the core.
 //!
-//! Owns: `Term`, `ConfigEpoch`, `MembersEpoch`, `Ballot`, `ReplOffset`, `NodeId`, `SentinelId`, `GroupName`, `RunId`,
-//! `Priority`, `Quorum`, `NodeClock`, `PersistVersion` and `InfoSeq`.
+//! Owns: `Term`, `ConfigEpoch`, `MembersEpoch`, `Ballot`, `ReplOffset`, `NodeId`, `SentinelId`,
+//! `GroupName`, `RunId`, `Priority`, `Quorum`, `NodeClock`, `PersistVersion` and `InfoSeq`.
 //! Invariant: no bare integer crosses a module boundary where one of these types applies.
 
 use std::fmt;

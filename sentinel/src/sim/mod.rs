@@ -612,6 +612,35 @@ impl Sim {
             None => Sentinel::new(s.id, cfg, seed, now),
         });
         self.drain(i);
+        self.connect_spares(i);
+    }
+
+    /// What the transport reports when sentinel `i` (re)starts: a connection, hence a `Hello`
+    /// on both sides, with every running sentinel. Only pairs with a spare are modelled (the
+    /// others' hellos change nothing, and leaving them out keeps older seeds' schedules).
+    fn connect_spares(&mut self, i: usize) {
+        let me = self.sentinels[i].id;
+        for j in 0..self.sentinels.len() {
+            let spare = i >= self.opts.sentinels || j >= self.opts.sentinels;
+            if j == i || !spare || self.sentinels[j].core.is_none() {
+                continue;
+            }
+            let peer = self.sentinels[j].id;
+            self.feed(
+                i,
+                Input::GossipReceived {
+                    from: peer,
+                    msg: Gossip::Hello,
+                },
+            );
+            self.feed(
+                j,
+                Input::GossipReceived {
+                    from: me,
+                    msg: Gossip::Hello,
+                },
+            );
+        }
     }
 
     fn wake_sentinel(&mut self, i: usize) {
@@ -1139,29 +1168,8 @@ impl Sim {
                 }
                 self.start_sentinel(i);
                 note!(self, "{} starts and connects", self.sentinels[i].id);
-                // What the transport reports on both sides once the connections are up;
-                // the joiner's requests then cross the (lossy) network.
-                let me = self.sentinels[i].id;
-                for j in 0..self.sentinels.len() {
-                    if j == i || self.sentinels[j].core.is_none() {
-                        continue;
-                    }
-                    let peer = self.sentinels[j].id;
-                    self.feed(
-                        i,
-                        Input::GossipReceived {
-                            from: peer,
-                            msg: Gossip::Hello,
-                        },
-                    );
-                    self.feed(
-                        j,
-                        Input::GossipReceived {
-                            from: me,
-                            msg: Gossip::Hello,
-                        },
-                    );
-                }
+                // `start_sentinel` connects it (`connect_spares`); its requests to join
+                // then cross the (lossy) network.
             }
             Fault::CrashNode(n) => self.nodes[n].crash(),
             Fault::RestartNode { node, empty } => {

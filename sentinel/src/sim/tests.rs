@@ -1254,9 +1254,47 @@ fn figures() {
         "split vote -> leader elected (4 sentinels, no jitter): {}",
         percentiles(split_recovery)
     );
+    // Voter-set changes under write load: a dead sentinel forgotten, a new one admitted.
+    let (mut forget, mut join) = (Vec::new(), Vec::new());
+    for seed in 0..200 {
+        let mut o = Options::lan(seed);
+        o.sentinels = 5;
+        o.spares = 1;
+        o.record = true;
+        let mut sim = Sim::new(o);
+        sim.run_until(ms(2000));
+        sim.fault(Fault::KillSentinel(4));
+        let asked = sim.now;
+        sim.fault(Fault::Forget { at: 0, victim: 4 });
+        sim.run_for(ms(3000));
+        let (t, _) = *events_of(&sim, |e| matches!(e, Event::MembershipConfirmed { .. }))
+            .first()
+            .unwrap_or_else(|| panic!("seed {seed}: forget not confirmed"));
+        forget.push(t - asked);
+        let started = sim.now;
+        sim.fault(Fault::Join(5));
+        sim.run_for(ms(3000));
+        let admitted = events_of(
+            &sim,
+            |e| matches!(e, Event::MembersChanged { voters, .. } if voters.contains(&crate::core::SentinelId(5))),
+        );
+        let (t, _) = *admitted
+            .first()
+            .unwrap_or_else(|| panic!("seed {seed}: spare not admitted"));
+        join.push(t - started);
+        sim.check_converged().unwrap_or_else(|e| panic!("{e}"));
+    }
     eprintln!(
         "100 groups down at once -> all promoted (5 sentinels): {}",
         percentiles(hundred)
+    );
+    eprintln!(
+        "forget of a dead sentinel -> confirmed (5 sentinels, lease 800 ms): {}",
+        percentiles(forget)
+    );
+    eprintln!(
+        "new sentinel starts -> admitted (4 voters): {}",
+        percentiles(join)
     );
 }
 
