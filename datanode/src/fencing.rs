@@ -232,10 +232,11 @@ pub enum LeaseError {
 /// Leases by sentinel with the membership epoch of each, and the majority the latest grant of
 /// each epoch asked for. Pure: every method takes the current node time.
 ///
-/// Only the unexpired leases of the newest epoch among them count: a sentinel removed from the
-/// voter set may not know it yet, and its leases must not make a majority with the current
+/// Only the unexpired leases of the newest epoch any grant named count: a sentinel removed from
+/// the voter set may not know it yet, and its leases must not make a majority with the current
 /// voters' (the sentinels commit a new set only once the leases granted under the old one by
-/// the voters that decided it have expired).
+/// the voters that decided it have expired); nor may a sentinel that lost its state and founded
+/// a cluster of one anew.
 #[derive(Clone, Debug)]
 pub struct LeaseTable {
     /// The run-id prefix grants must carry (this incarnation's), lower case.
@@ -247,6 +248,9 @@ pub struct LeaseTable {
     majorities: BTreeMap<u64, NonZeroU8>,
     /// The majority of the latest accepted grant of the newest epoch; `None` before the first.
     majority: Option<NonZeroU8>,
+    /// The newest membership epoch any accepted grant named: leases of an older epoch never
+    /// count again (a sentinel that lost its state and founded a cluster anew starts at 1).
+    newest: u64,
     /// Node time of the latest revocation; grants starting at or before it are refused.
     revoked_at: Option<NodeTime>,
 }
@@ -260,6 +264,7 @@ impl LeaseTable {
             ends: BTreeMap::new(),
             majorities: BTreeMap::new(),
             majority: None,
+            newest: 0,
             revoked_at: None,
         }
     }
@@ -296,6 +301,7 @@ impl LeaseTable {
         // Never shorten: a late or reordered grant must not cut a lease another one extended.
         slot.0 = slot.0.max(end);
         slot.1 = slot.1.max(g.members);
+        self.newest = self.newest.max(g.members);
         self.majorities.insert(g.members, g.majority);
         while self.majorities.len() > MAX_EPOCHS {
             self.majorities.pop_first();
@@ -320,12 +326,15 @@ impl LeaseTable {
         self.ends.values().filter(|(end, _)| now < *end).count()
     }
 
-    /// The newest membership epoch among the unexpired leases at `now`, and how many of them
-    /// are of it: the leases that count.
+    /// The newest membership epoch any grant named, and how many unexpired leases are of it:
+    /// the leases that count.
     pub fn counted(&self, now: NodeTime) -> Option<(u64, usize)> {
-        let valid = || self.ends.values().filter(|(end, _)| now < *end);
-        let newest = valid().map(|(_, e)| *e).max()?;
-        Some((newest, valid().filter(|(_, e)| *e == newest).count()))
+        let valid = self
+            .ends
+            .values()
+            .filter(|(end, e)| now < *end && *e == self.newest)
+            .count();
+        self.majority.map(|_| (self.newest, valid))
     }
 
     /// The majority of the latest accepted grant of the newest epoch, if any.
@@ -558,6 +567,14 @@ mod tests {
         t.grant(NodeTime(3), &grant_at(4, 3, 2, 3)).unwrap();
         assert!(t.holds_majority(NodeTime(4)));
         assert_eq!(t.majority().map(NonZeroU8::get), Some(2));
+        // Epoch 1 never counts again, even once every epoch-3 lease has ended: a sentinel
+        // that lost its state and founded a cluster of one grants at epoch 1, majority 1.
+        t.grant(NodeTime(90_000), &grant_at(1, 90_000, 1, 1))
+            .unwrap();
+        t.grant(NodeTime(90_000), &grant_at(9, 90_000, 1, 1))
+            .unwrap();
+        assert!(!t.holds_majority(NodeTime(100_500)));
+        assert_eq!(t.counted(NodeTime(100_500)), Some((3, 0)));
     }
 
     fn args(words: &[&str]) -> Vec<Bytes> {

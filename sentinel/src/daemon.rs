@@ -371,11 +371,16 @@ pub async fn run(
     cfg.dc = settings.dc.as_deref().map(|d| crate::core::Dc(d.into()));
     // A new sentinel with seeds asks them to admit it; one without founds a cluster.
     cfg.joining = !settings.join.is_empty() && !settings.bootstrap;
+    cfg.founding_nonce = rand::random::<u64>();
     if recovered.is_none() {
         if cfg.joining {
             info!("new sentinel: asking the seeds to admit it into their cluster");
         } else {
-            info!("new sentinel: founding a cluster of one (others join it)");
+            warn!(
+                "new sentinel with no state file: founding a new cluster of one (others join it); \
+                 if this sentinel belonged to a cluster, its state file is lost: stop it and \
+                 start it with `join` seeds instead"
+            );
         }
     }
     if let Some(st) = &recovered {
@@ -1384,6 +1389,7 @@ mod tests {
                 voters: vec![SentinelId(1)],
                 floor: Term(floor),
                 fences: vec![],
+                incarnations: Vec::new(),
             },
         };
         assert!(check_gossip(&core, &commit(5)).is_ok());

@@ -91,6 +91,14 @@ struct FileMembers {
     /// `(round, sentinel, voters)` accepted in the open instance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     accepted: Option<(u64, u32, Vec<u32>)>,
+    /// The joiners' incarnations that came with `accepted`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    accepted_incarnations: BTreeMap<u32, u64>,
+    #[serde(default)]
+    incarnation: u64,
+    /// Sentinel id → the incarnation it was admitted with, by this sentinel.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    admitted: BTreeMap<u32, u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -194,6 +202,13 @@ pub fn encode(state: &DurableState, nodes: &NodeTable) -> Vec<u8> {
                     .accepted
                     .as_ref()
                     .map(|(b, v)| (b.round, b.by, v.iter().map(|s| s.0).collect())),
+                accepted_incarnations: m
+                    .accepted_incarnations
+                    .iter()
+                    .map(|(id, inc)| (id.0, *inc))
+                    .collect(),
+                incarnation: m.incarnation,
+                admitted: m.admitted.iter().map(|(id, inc)| (id.0, *inc)).collect(),
             }
         }),
         groups: state
@@ -324,6 +339,17 @@ pub fn decode(
                     v.into_iter().map(SentinelId).collect(),
                 )
             }),
+            accepted_incarnations: m
+                .accepted_incarnations
+                .into_iter()
+                .map(|(id, inc)| (SentinelId(id), inc))
+                .collect(),
+            incarnation: m.incarnation,
+            admitted: m
+                .admitted
+                .into_iter()
+                .map(|(id, inc)| (SentinelId(id), inc))
+                .collect(),
         },
         None => DurableMembers {
             epoch: MembersEpoch(1),
@@ -446,6 +472,9 @@ mod tests {
                         .into_iter()
                         .collect(),
                 )),
+                accepted_incarnations: [(SentinelId(43), 12)].into_iter().collect(),
+                incarnation: 0xfeed_beef,
+                admitted: [(SentinelId(42), 11)].into_iter().collect(),
             },
             groups,
         }

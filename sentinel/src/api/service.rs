@@ -522,7 +522,9 @@ fn admin_status(e: AdminFailure) -> Status {
         AdminFailure::Core(E::TooMany(_)) => Status::resource_exhausted(msg),
         AdminFailure::Core(E::NoMajority(_) | E::NoMembershipMajority)
         | AdminFailure::Unavailable => Status::unavailable(msg),
-        AdminFailure::Timeout(_) => Status::deadline_exceeded(msg),
+        AdminFailure::Timeout(_) | AdminFailure::Core(E::MembershipUncertain) => {
+            Status::deadline_exceeded(msg)
+        }
     }
 }
 

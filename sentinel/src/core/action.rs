@@ -141,6 +141,14 @@ pub struct DurableMembers {
     pub promised: Ballot,
     /// The set accepted in instance `epoch`, with its ballot.
     pub accepted: Option<(Ballot, BTreeSet<SentinelId>)>,
+    /// The joiners' incarnations that came with the accepted set.
+    pub accepted_incarnations: BTreeMap<SentinelId, u64>,
+    /// A random id of this state file, drawn when it is created: a sentinel that lost its
+    /// state comes back with another.
+    pub incarnation: u64,
+    /// The incarnation each admitted voter asked to join with, where known (carried by every
+    /// commit; entries leave with their sentinel).
+    pub admitted: BTreeMap<SentinelId, u64>,
 }
 
 /// The durable part of one group's state.
@@ -501,6 +509,12 @@ pub enum AdminError {
     /// No majority of voters agreed to a voter-set change in time.
     #[error("no majority of sentinels agreed to the voter-set change in time")]
     NoMembershipMajority,
+    /// The voter-set change was not confirmed in time, but acceptors may hold it: a later
+    /// proposer may still commit it.
+    #[error(
+        "the voter-set change was not confirmed in time and may still take effect; check the voters with `vigil admin sentinels`"
+    )]
+    MembershipUncertain,
     /// This sentinel is not a voter (it has not joined a cluster, or was removed).
     #[error("this sentinel is not a voter; ask one that is")]
     NotVoter,

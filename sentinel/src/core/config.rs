@@ -42,6 +42,10 @@ pub struct CoreConfig {
     /// Start outside any cluster, and join the cluster of the first peer that admits this
     /// sentinel (`MemberMsg::Join`), rather than found one.
     pub joining: bool,
+    /// Mixed into the id of a cluster this sentinel founds, so that a founder that lost its
+    /// state and founds again is another cluster, not a second copy of the first (random in
+    /// production; every sentinel founding one cluster together must share it).
+    pub founding_nonce: u64,
     /// The monitored groups.
     pub groups: Vec<GroupConfig>,
     /// Deliberate bugs, so that tests can show the simulator catches them.
@@ -179,6 +183,7 @@ impl CoreConfig {
             dc: None,
             voters,
             joining: false,
+            founding_nonce: 0,
             groups,
             #[cfg(test)]
             bugs: Bugs::default(),

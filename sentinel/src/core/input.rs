@@ -126,7 +126,12 @@ pub enum AdminChange {
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub enum MemberMsg {
     /// A sentinel that has not joined a cluster asks to be added to the voter set.
-    Join,
+    Join {
+        /// Its state file's random id (`DurableMembers::incarnation`): a voter that asks again
+        /// with the id it was admitted with only missed the commit; with another, it lost its
+        /// state.
+        incarnation: u64,
+    },
     /// Phase 1a: promise to ignore ballots below `ballot` in this instance.
     Prepare {
         /// The proposer's ballot.
@@ -138,6 +143,8 @@ pub enum MemberMsg {
         ballot: Ballot,
         /// The set this acceptor accepted in the instance, with its ballot.
         accepted: Option<(Ballot, Vec<SentinelId>)>,
+        /// The incarnations of the joiners of that set (`Accept::incarnations`).
+        accepted_incarnations: Vec<(SentinelId, u64)>,
         /// The highest group term this acceptor knows: group elections of the next epoch
         /// use terms above it.
         term: Term,
@@ -154,6 +161,9 @@ pub enum MemberMsg {
         ballot: Ballot,
         /// The proposed set.
         voters: Vec<SentinelId>,
+        /// The incarnation each sentinel it admits asked to join with: part of the value, so
+        /// that whoever commits it can recognise a joiner that only missed the commit.
+        incarnations: Vec<(SentinelId, u64)>,
     },
     /// Phase 2b.
     Accepted {
@@ -173,6 +183,8 @@ pub enum MemberMsg {
         floor: Term,
         /// Per group, the config epoch a sentinel must hold to grant leases.
         fences: Vec<(GroupName, ConfigEpoch)>,
+        /// The state-file id each admitted voter asked to join with, where known.
+        incarnations: Vec<(SentinelId, u64)>,
     },
 }
 

@@ -31,9 +31,25 @@ pub const MEMBER_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most peers an unjoined sentinel keeps asking to admit it.
 const MAX_JOINERS: usize = 64;
 
+/// How far ahead of ours a ballot round or a membership epoch may be.
+const MAX_JUMP: u64 = 1 << 20;
+
+/// A decided voter set, as a commit carries it.
+pub(super) struct Decided {
+    cluster: u64,
+    epoch: MembersEpoch,
+    voters: BTreeSet<SentinelId>,
+    floor: Term,
+    fences: BTreeMap<GroupName, ConfigEpoch>,
+    incarnations: BTreeMap<SentinelId, u64>,
+}
+
+/// A proposed set with the incarnation of each sentinel it admits, and its ballot.
+type Value = (Ballot, BTreeSet<SentinelId>, BTreeMap<SentinelId, u64>);
+
 /// What an acceptor promised with.
 pub(super) struct Promised {
-    accepted: Option<(Ballot, BTreeSet<SentinelId>)>,
+    accepted: Option<Value>,
     term: Term,
     fences: Vec<(GroupName, ConfigEpoch)>,
     lease_wait: Duration,
@@ -42,8 +58,8 @@ pub(super) struct Promised {
 /// A voter-set change.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub(super) enum Change {
-    /// Admit a sentinel that asked to join.
-    Add(SentinelId),
+    /// Admit a sentinel that asked to join, with the incarnation it asked with.
+    Add(SentinelId, u64),
     /// An operator's forget.
     Remove(SentinelId),
     /// Decide the open instance whose proposer went quiet (its accepted set, if any, or the
@@ -55,7 +71,7 @@ impl Change {
     fn apply(self, voters: &BTreeSet<SentinelId>) -> BTreeSet<SentinelId> {
         let mut next = voters.clone();
         match self {
-            Change::Add(id) => {
+            Change::Add(id, _) => {
                 next.insert(id);
             }
             Change::Remove(id) => {
@@ -66,9 +82,17 @@ impl Change {
         next
     }
 
+    /// The incarnation of the sentinel the change admits, if any.
+    fn incarnations(self) -> BTreeMap<SentinelId, u64> {
+        match self {
+            Change::Add(id, inc) => BTreeMap::from([(id, inc)]),
+            Change::Remove(_) | Change::Finish => BTreeMap::new(),
+        }
+    }
+
     fn holds(self, voters: &BTreeSet<SentinelId>) -> bool {
         match self {
-            Change::Add(id) => voters.contains(&id),
+            Change::Add(id, _) => voters.contains(&id),
             Change::Remove(id) => !voters.contains(&id),
             Change::Finish => true,
         }
@@ -87,6 +111,8 @@ pub(super) struct Proposal {
     phase: Phase,
     /// When the current round is given up and a higher ballot tried.
     retry_at: Instant,
+    /// An accept of this proposal went out: acceptors may hold it even if it is given up.
+    accept_sent: bool,
 }
 
 #[derive(Debug)]
@@ -96,7 +122,7 @@ enum Phase {
     /// Collecting promises (each with what the acceptor accepted), the highest term known,
     /// the acceptors' config fences and the longest wait for their leases.
     Preparing {
-        promises: BTreeMap<SentinelId, Option<(Ballot, BTreeSet<SentinelId>)>>,
+        promises: BTreeMap<SentinelId, Option<Value>>,
         term: Term,
         fences: BTreeMap<GroupName, ConfigEpoch>,
         lease_wait: Duration,
@@ -104,6 +130,7 @@ enum Phase {
     /// Collecting accepts of `voters`; the commit waits for `leases_end` too.
     Accepting {
         voters: BTreeSet<SentinelId>,
+        incarnations: BTreeMap<SentinelId, u64>,
         floor: Term,
         fences: BTreeMap<GroupName, ConfigEpoch>,
         accepted: BTreeSet<SentinelId>,
@@ -111,23 +138,26 @@ enum Phase {
     },
 }
 
-/// The id of a cluster founded with `voters`: every sentinel founding it from the same set
-/// computes the same id (FNV-1a over the sorted ids); never 0, which means "none".
-pub(super) fn cluster_id(voters: &BTreeSet<SentinelId>) -> u64 {
+/// The id of a cluster founded with `voters` and `nonce`: every sentinel founding it from the
+/// same set and nonce computes the same id (FNV-1a over the nonce and the sorted ids); never 0,
+/// which means "none".
+pub(super) fn cluster_id(voters: &BTreeSet<SentinelId>, nonce: u64) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for v in voters {
-        for b in v.0.to_le_bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+    let bytes = nonce
+        .to_le_bytes()
+        .into_iter()
+        .chain(voters.iter().flat_map(|v| v.0.to_le_bytes()));
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h.max(1)
 }
 
 /// The durable membership of a sentinel that founds its cluster with `voters`.
-pub(super) fn founded(voters: &BTreeSet<SentinelId>) -> DurableMembers {
+pub(super) fn founded(voters: &BTreeSet<SentinelId>, nonce: u64) -> DurableMembers {
     DurableMembers {
-        cluster: cluster_id(voters),
+        cluster: cluster_id(voters, nonce),
         epoch: MembersEpoch(1),
         ..DurableMembers::default()
     }
@@ -227,6 +257,12 @@ impl Sentinel {
                 .iter()
                 .map(|(g, e)| (g.clone(), *e))
                 .collect(),
+            incarnations: self
+                .members
+                .admitted
+                .iter()
+                .map(|(id, inc)| (*id, *inc))
+                .collect(),
         };
         self.member_send(to, msg);
     }
@@ -240,14 +276,24 @@ impl Sentinel {
         if self.joiners.len() < MAX_JOINERS {
             self.joiners.insert(from);
         }
-        self.member_send(from, MemberMsg::Join);
+        let incarnation = self.members.incarnation;
+        self.member_send(from, MemberMsg::Join { incarnation });
     }
 
     /// The membership part of a heartbeat, from any sentinel of the cluster (a removed one
     /// too, so that it learns it was removed).
     pub(super) fn member_heartbeat(&mut self, from: SentinelId, cluster: u64, epoch: MembersEpoch) {
-        if self.members.epoch > epoch && epoch > MembersEpoch(0) && self.same_cluster(cluster) {
+        let ours = self.members.epoch;
+        if !self.same_cluster(cluster) || epoch == MembersEpoch(0) || ours == MembersEpoch(0) {
+            return;
+        }
+        if ours > epoch {
             self.send_commit(from);
+        } else if epoch > ours {
+            // We lag (every voter we know may have been replaced meanwhile): our epoch in a
+            // refusal makes the sender send us its set.
+            let promised = self.members.promised;
+            self.member_send(from, MemberMsg::Nack { promised });
         }
     }
 
@@ -258,7 +304,8 @@ impl Sentinel {
         }
         let joiners: Vec<SentinelId> = self.joiners.iter().copied().collect();
         for j in joiners {
-            self.member_send(j, MemberMsg::Join);
+            let incarnation = self.members.incarnation;
+            self.member_send(j, MemberMsg::Join { incarnation });
         }
     }
 
@@ -274,19 +321,27 @@ impl Sentinel {
             warn!(peer = %from, cluster, ours = self.members.cluster, "a sentinel of another cluster; ignored (was it founded separately?)");
             return;
         }
+        if let Err(why) = self.check_member_msg(from, epoch, &msg) {
+            debug!(peer = %from, why, "membership message refused");
+            return;
+        }
         match msg {
-            MemberMsg::Join => self.handle_join(now, from),
+            MemberMsg::Join { incarnation } => self.handle_join(now, from, incarnation),
             MemberMsg::Commit {
                 voters,
                 floor,
                 fences,
+                incarnations,
             } => self.adopt_members(
                 now,
-                cluster,
-                epoch,
-                voters.into_iter().collect(),
-                floor,
-                fences.into_iter().collect(),
+                Decided {
+                    cluster,
+                    epoch,
+                    voters: voters.into_iter().collect(),
+                    floor,
+                    fences: fences.into_iter().collect(),
+                    incarnations: incarnations.into_iter().collect(),
+                },
             ),
             msg => {
                 if !self.is_voter() || !self.voters.contains(&from) {
@@ -309,11 +364,15 @@ impl Sentinel {
                     MemberMsg::Promise {
                         ballot,
                         accepted,
+                        accepted_incarnations,
                         term,
                         fences,
                         lease_wait,
                     } => {
-                        let accepted = accepted.map(|(b, v)| (b, v.into_iter().collect()));
+                        let accepted = accepted.map(|(b, v)| {
+                            let incs = accepted_incarnations.into_iter().collect();
+                            (b, v.into_iter().collect(), incs)
+                        });
                         let promise = Promised {
                             accepted,
                             term,
@@ -322,36 +381,90 @@ impl Sentinel {
                         };
                         self.on_promise(now, from, ballot, promise)
                     }
-                    MemberMsg::Accept { ballot, voters } => {
-                        self.on_accept(now, from, ballot, voters.into_iter().collect())
-                    }
+                    MemberMsg::Accept {
+                        ballot,
+                        voters,
+                        incarnations,
+                    } => self.on_accept(
+                        now,
+                        from,
+                        ballot,
+                        voters.into_iter().collect(),
+                        incarnations.into_iter().collect(),
+                    ),
                     MemberMsg::Accepted { ballot } => self.on_accepted(now, from, ballot),
                     MemberMsg::Nack { promised } => self.on_nack(now, promised),
-                    MemberMsg::Join | MemberMsg::Commit { .. } => {}
+                    MemberMsg::Join { .. } | MemberMsg::Commit { .. } => {}
                 }
             }
         }
     }
 
-    fn handle_join(&mut self, now: Instant, from: SentinelId) {
+    /// Refuses what a correct sentinel never sends: a ballot in another proposer's name, a
+    /// round or an epoch absurdly far ahead (it would push ours towards overflow), a commit
+    /// from a sentinel of neither the old set nor the new one.
+    fn check_member_msg(
+        &self,
+        from: SentinelId,
+        epoch: MembersEpoch,
+        msg: &MemberMsg,
+    ) -> Result<(), &'static str> {
+        let rounds = self.max_round.max(self.members.promised.round);
+        let far = |round: u64| round > rounds.saturating_add(MAX_JUMP);
+        match msg {
+            MemberMsg::Prepare { ballot } | MemberMsg::Accept { ballot, .. } => {
+                if ballot.by != from.0 {
+                    return Err("a ballot in another sentinel's name");
+                }
+                if far(ballot.round) {
+                    return Err("a ballot round far ahead of ours");
+                }
+            }
+            MemberMsg::Nack { promised } if far(promised.round) => {
+                return Err("a ballot round far ahead of ours");
+            }
+            MemberMsg::Commit { voters, .. } => {
+                if epoch.0 > self.members.epoch.0.saturating_add(MAX_JUMP) {
+                    return Err("a membership epoch far ahead of ours");
+                }
+                let joined = self.members.epoch > MembersEpoch(0);
+                if joined && !self.voters.contains(&from) && !voters.contains(&from) {
+                    return Err("a commit from a sentinel of neither set");
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn handle_join(&mut self, now: Instant, from: SentinelId, incarnation: u64) {
         if !self.is_voter() {
             return;
         }
-        if self.voters.contains(&from) {
-            // It lost the commit that admitted it.
+        if self.voters.contains(&from) && self.members.admitted.get(&from) == Some(&incarnation) {
+            // This very state file was admitted: it only missed the commit.
             self.send_commit(from);
+            return;
+        }
+        if self.proposal.is_some() || self.in_member_change() {
+            // Another change is under way: it asks again at its next heartbeat.
+            return;
+        }
+        if self.voters.contains(&from) {
+            // A voter that asks to join with a state file we did not admit lost its state, and
+            // every vote it cast with it. It must not get the current set, under which those
+            // votes count: a new epoch admits it, whose floor lies above every term a leader
+            // of this one can hold.
+            warn!(peer = %from, "a voter asks to join again (state lost?); admitting it under a new membership epoch");
+            self.start_proposal(now, Change::Finish, None);
             return;
         }
         if self.voters.len() >= MAX_VOTERS {
             warn!(peer = %from, max = MAX_VOTERS, "a sentinel asks to join a full voter set; refused");
             return;
         }
-        if self.proposal.is_some() {
-            // It asks again at its next heartbeat.
-            return;
-        }
         info!(peer = %from, "a sentinel asks to join; proposing it as a voter");
-        self.start_proposal(now, Change::Add(from), None);
+        self.start_proposal(now, Change::Add(from, incarnation), None);
     }
 
     /// An operator asks to remove `sentinel` from the voter set.
@@ -402,6 +515,7 @@ impl Sentinel {
             ballot: Ballot::default(),
             phase: Phase::Waiting,
             retry_at: now,
+            accept_sent: false,
         });
         self.start_round(now);
     }
@@ -411,14 +525,21 @@ impl Sentinel {
         if self.proposal.is_none() {
             return;
         }
-        let round = self.max_round.max(self.members.promised.round) + 1;
+        let round = self
+            .max_round
+            .max(self.members.promised.round)
+            .saturating_add(1);
         self.max_round = round;
         let ballot = Ballot {
             round,
             by: self.id.0,
         };
         let wait = self.cfg.heartbeat_interval + self.random_duration(self.cfg.election_jitter);
-        let own = self.members.accepted.clone();
+        let own = self
+            .members
+            .accepted
+            .clone()
+            .map(|(b, v)| (b, v, self.members.accepted_incarnations.clone()));
         let term = self.max_term();
         let fences = self.own_fences();
         let lease_wait = self.own_lease_wait(now);
@@ -465,6 +586,12 @@ impl Sentinel {
             .accepted
             .as_ref()
             .map(|(b, v)| (*b, v.iter().copied().collect()));
+        let accepted_incarnations = self
+            .members
+            .accepted_incarnations
+            .iter()
+            .map(|(id, inc)| (*id, *inc))
+            .collect();
         let term = self.max_term();
         let fences = self.own_fences().into_iter().collect();
         // Measured after the promise: from now on this sentinel grants no lease until it
@@ -475,6 +602,7 @@ impl Sentinel {
             MemberMsg::Promise {
                 ballot,
                 accepted,
+                accepted_incarnations,
                 term,
                 fences,
                 lease_wait,
@@ -482,10 +610,15 @@ impl Sentinel {
         );
     }
 
-    /// Our own proposal's round below `ballot` lost: it retries at `retry_at`.
+    /// Our own proposal's round below `ballot` lost: it retries at `retry_at`. A value a
+    /// majority already accepted is chosen, whatever ballot comes later: it is still committed
+    /// once the leases have expired.
     fn preempt(&mut self, ballot: Ballot) {
+        let majority = self.majority();
         if let Some(p) = self.proposal.as_mut() {
-            if p.ballot < ballot {
+            let chosen =
+                matches!(&p.phase, Phase::Accepting { accepted, .. } if accepted.len() >= majority);
+            if p.ballot < ballot && !chosen {
                 p.phase = Phase::Waiting;
             }
         }
@@ -551,12 +684,12 @@ impl Sentinel {
             p.phase = Phase::Waiting;
             return;
         }
-        let value = promises
+        let (value, incarnations) = promises
             .values()
             .flatten()
-            .max_by_key(|(b, _)| *b)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| p.change.apply(&voters));
+            .max_by_key(|(b, _, _)| *b)
+            .map(|(_, v, incs)| (v.clone(), incs.clone()))
+            .unwrap_or_else(|| (p.change.apply(&voters), p.change.incarnations()));
         // Every group term a leader of this epoch may have won is known to one of these
         // acceptors, which vote in this epoch no more.
         let floor = floor.max(*term);
@@ -571,9 +704,11 @@ impl Sentinel {
         let leases_end = now + lease_wait.mul_f64(rate);
         // The round is not retried before its commit may be sent.
         p.retry_at = p.retry_at.max(leases_end + heartbeat);
+        p.accept_sent = true;
         let ballot = p.ballot;
         p.phase = Phase::Accepting {
             voters: value.clone(),
+            incarnations: incarnations.clone(),
             floor,
             fences: merged,
             accepted: BTreeSet::from([self.id]),
@@ -581,10 +716,12 @@ impl Sentinel {
         };
         debug!(epoch = %self.members.epoch, round = ballot.round, "membership: accept");
         self.members.accepted = Some((ballot, value.clone()));
+        self.members.accepted_incarnations = incarnations.clone();
         self.persist();
         let msg = self.member_msg(MemberMsg::Accept {
             ballot,
             voters: value.into_iter().collect(),
+            incarnations: incarnations.into_iter().collect(),
         });
         self.broadcast(msg);
         self.arm_member_timer(now);
@@ -597,6 +734,7 @@ impl Sentinel {
         from: SentinelId,
         ballot: Ballot,
         voters: BTreeSet<SentinelId>,
+        incarnations: BTreeMap<SentinelId, u64>,
     ) {
         self.max_round = self.max_round.max(ballot.round);
         if ballot < self.members.promised {
@@ -610,6 +748,7 @@ impl Sentinel {
         }
         self.members.promised = ballot;
         self.members.accepted = Some((ballot, voters));
+        self.members.accepted_incarnations = incarnations;
         self.promised_at.get_or_insert(now);
         self.preempt(ballot);
         self.persist();
@@ -640,6 +779,7 @@ impl Sentinel {
         };
         let Phase::Accepting {
             voters,
+            incarnations: joiners,
             floor,
             fences,
             accepted,
@@ -657,11 +797,21 @@ impl Sentinel {
             return;
         }
         let (voters, floor, fences) = (voters.clone(), *floor, fences.clone());
+        let mut incarnations = self.members.admitted.clone();
+        incarnations.extend(joiners.iter().map(|(id, inc)| (*id, *inc)));
         let next = self.members.epoch.next();
         let cluster = self.members.cluster;
         let to: BTreeSet<SentinelId> = self.voters.union(&voters).copied().collect();
         info!(epoch = %next, voters = ?voters, "membership decided");
-        self.adopt_members(now, cluster, next, voters, floor, fences);
+        let decided = Decided {
+            cluster,
+            epoch: next,
+            voters,
+            floor,
+            fences,
+            incarnations,
+        };
+        self.adopt_members(now, decided);
         for peer in to {
             if peer != self.id {
                 self.send_commit(peer);
@@ -675,15 +825,15 @@ impl Sentinel {
     }
 
     /// Installs the decided voter set of `epoch` if it is newer than ours.
-    pub(super) fn adopt_members(
-        &mut self,
-        now: Instant,
-        cluster: u64,
-        epoch: MembersEpoch,
-        voters: BTreeSet<SentinelId>,
-        floor: Term,
-        fences: BTreeMap<GroupName, ConfigEpoch>,
-    ) {
+    pub(super) fn adopt_members(&mut self, now: Instant, d: Decided) {
+        let Decided {
+            cluster,
+            epoch,
+            voters,
+            floor,
+            fences,
+            incarnations,
+        } = d;
         if epoch <= self.members.epoch || voters.is_empty() || voters.len() > MAX_VOTERS {
             return;
         }
@@ -700,6 +850,9 @@ impl Sentinel {
             let m = merged.entry(group).or_default();
             *m = (*m).max(e);
         }
+        let mut admitted = std::mem::take(&mut self.members.admitted);
+        admitted.extend(incarnations);
+        admitted.retain(|id, _| self.voters.contains(id));
         self.members = DurableMembers {
             cluster: if cluster != 0 {
                 cluster
@@ -711,6 +864,9 @@ impl Sentinel {
             fences: merged,
             promised: Ballot::default(),
             accepted: None,
+            accepted_incarnations: BTreeMap::new(),
+            incarnation: self.members.incarnation,
+            admitted,
         };
         self.members_since = Some(now);
         self.promised_at = None;
@@ -774,18 +930,6 @@ impl Sentinel {
     /// Retries a round that got no majority in time, fails an operator's change past its
     /// deadline, and finishes an instance whose proposer went quiet.
     pub(super) fn on_member_timer(&mut self, now: Instant) {
-        if let Some(p) = self.proposal.as_ref() {
-            if let Some((id, deadline)) = p.request {
-                if now >= deadline {
-                    warn!("no majority agreed to the voter-set change in time");
-                    self.proposal = None;
-                    self.publish(Event::MembershipFailed {
-                        id,
-                        reason: AdminError::NoMembershipMajority,
-                    });
-                }
-            }
-        }
         let committing = self
             .proposal
             .as_ref()
@@ -794,6 +938,22 @@ impl Sentinel {
             self.check_accepted(now);
             if self.proposal.is_none() {
                 return;
+            }
+        }
+        if let Some(p) = self.proposal.as_ref() {
+            if let Some((id, deadline)) = p.request {
+                if now >= deadline {
+                    // Once an accept went out, the acceptors may hold the change and a later
+                    // proposer would commit it: the operator is told so, not that it failed.
+                    let reason = if p.accept_sent {
+                        AdminError::MembershipUncertain
+                    } else {
+                        AdminError::NoMembershipMajority
+                    };
+                    warn!(%reason, "voter-set change not confirmed in time");
+                    self.proposal = None;
+                    self.publish(Event::MembershipFailed { id, reason });
+                }
             }
         }
         match self.proposal.as_ref() {

@@ -170,10 +170,17 @@ impl Sentinel {
             .iter()
             .map(|g| (g.name.clone(), DurableGroup::fresh(g)))
             .collect();
-        let (voters, members) = if config.joining {
+        let (voters, mut members) = if config.joining {
             (BTreeSet::new(), DurableMembers::default())
         } else {
-            (config.voters.clone(), members::founded(&config.voters))
+            (
+                config.voters.clone(),
+                members::founded(&config.voters, config.founding_nonce),
+            )
+        };
+        members.incarnation = {
+            use rand::Rng;
+            SmallRng::seed_from_u64(seed ^ 0x1_C4A8_7A71).random::<u64>()
         };
         let state = DurableState {
             version: PersistVersion(0),

@@ -212,6 +212,24 @@ impl Sentinel {
         for group in stale {
             self.maybe_start_election(now, &group, ElectionReason::Fenced);
         }
+        // A group still objectively down with nothing under way: the transition that starts
+        // an election came while this sentinel was busy (leading another failover, running for
+        // an operator's change), so it would wait for the next one for ever.
+        let down: Vec<GroupName> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| {
+                g.odown
+                    && !g.paused
+                    && !g.durable.removed
+                    && g.failover.is_none()
+                    && matches!(g.election, Election::Idle)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for group in down {
+            self.maybe_start_election(now, &group, ElectionReason::MasterDown);
+        }
     }
 
     /// Installs `(epoch, master)` for `group` if it is newer than ours, with what the sender

@@ -301,7 +301,7 @@ fn a_newer_config_wins_and_is_persisted_before_it_is_published() {
 
 fn member(epoch: u64, msg: MemberMsg) -> Gossip {
     Gossip::Membership {
-        cluster: members::cluster_id(&BTreeSet::from([S1, S2, S3])),
+        cluster: members::cluster_id(&BTreeSet::from([S1, S2, S3]), 0),
         epoch: MembersEpoch(epoch),
         msg,
     }
@@ -330,6 +330,7 @@ fn promise(round: u64, by: SentinelId) -> MemberMsg {
     MemberMsg::Promise {
         ballot: Ballot { round, by: by.0 },
         accepted: None,
+        accepted_incarnations: Vec::new(),
         term: Term(0),
         fences: Vec::new(),
         lease_wait: Duration::ZERO,
@@ -356,7 +357,7 @@ fn a_stranger_joins_only_through_an_agreed_change_of_the_voter_set() {
         t0,
         Input::GossipReceived {
             from: stranger,
-            msg: member(0, MemberMsg::Join),
+            msg: member(0, MemberMsg::Join { incarnation: 5 }),
         },
     );
     let actions = decisions(&mut s);
@@ -389,14 +390,16 @@ fn a_stranger_joins_only_through_an_agreed_change_of_the_voter_set() {
                 S2,
                 MemberMsg::Accept {
                     ballot,
-                    voters: with.clone()
+                    voters: with.clone(),
+                    incarnations: vec![(stranger, 5)],
                 }
             ),
             (
                 S3,
                 MemberMsg::Accept {
                     ballot,
-                    voters: with.clone()
+                    voters: with.clone(),
+                    incarnations: vec![(stranger, 5)],
                 }
             )
         ]
@@ -420,6 +423,34 @@ fn a_stranger_joins_only_through_an_agreed_change_of_the_voter_set() {
     assert_eq!(commits, vec![S2, S3, stranger]);
     assert_eq!(s.members().epoch, MembersEpoch(2));
     assert_eq!(s.voters().iter().copied().collect::<Vec<_>>(), with);
+    // The commit to it was lost: the same state file asking again gets the set at once.
+    s.handle(
+        t0,
+        Input::GossipReceived {
+            from: stranger,
+            msg: member(0, MemberMsg::Join { incarnation: 5 }),
+        },
+    );
+    assert!(matches!(
+        &member_msgs(&decisions(&mut s))[..],
+        [(to, MemberMsg::Commit { .. })] if *to == stranger
+    ));
+    // Another state file under its name lost its state: no commit of this epoch, a new one.
+    s.handle(
+        t0,
+        Input::GossipReceived {
+            from: stranger,
+            msg: member(0, MemberMsg::Join { incarnation: 6 }),
+        },
+    );
+    persisted(&mut s, t0);
+    let msgs = member_msgs(&decisions(&mut s));
+    assert!(!msgs.is_empty());
+    assert!(
+        msgs.iter()
+            .all(|(_, m)| matches!(m, MemberMsg::Prepare { .. })),
+        "{msgs:?}"
+    );
 }
 
 #[test]
@@ -438,11 +469,15 @@ fn an_unjoined_sentinel_asks_its_peers_and_adopts_only_a_set_that_admits_it() {
             msg: Gossip::Hello,
         },
     );
-    assert_eq!(member_msgs(&decisions(&mut s)), vec![(S2, MemberMsg::Join)]);
+    assert!(matches!(
+        &member_msgs(&decisions(&mut s))[..],
+        [(to, MemberMsg::Join { .. })] if *to == S2
+    ));
     let commit = |voters: Vec<SentinelId>| MemberMsg::Commit {
         voters,
         floor: Term(4),
         fences: Vec::new(),
+        incarnations: Vec::new(),
     };
     s.handle(
         t0,
@@ -530,6 +565,7 @@ fn a_voter_that_promised_in_a_change_or_is_of_another_epoch_refuses_group_votes(
                     voters: vec![S1, S2, S3],
                     floor: Term(5),
                     fences: Vec::new(),
+                    incarnations: Vec::new(),
                 },
             ),
         },
@@ -584,6 +620,7 @@ fn a_decided_change_is_committed_only_after_the_acceptors_leases_expired() {
                 MemberMsg::Promise {
                     ballot: Ballot { round: 1, by: S1.0 },
                     accepted: None,
+                    accepted_incarnations: Vec::new(),
                     term: Term(3),
                     fences: vec![(group(), ConfigEpoch(2))],
                     lease_wait: lease,
@@ -623,6 +660,113 @@ fn a_decided_change_is_committed_only_after_the_acceptors_leases_expired() {
     assert_eq!(s.members().floor, Term(3));
     assert_eq!(s.members().fences.get(&group()), Some(&ConfigEpoch(2)));
     assert!(!s.voters().contains(&S3));
+}
+
+#[test]
+fn a_voter_that_asks_to_join_again_is_admitted_only_under_a_new_epoch() {
+    // S3 lost its state file, votes included: the set it gets must be a new epoch, never the
+    // current one under which its forgotten votes count.
+    let (mut s, t0) = sentinel();
+    s.handle(
+        t0,
+        Input::GossipReceived {
+            from: S3,
+            msg: member(0, MemberMsg::Join { incarnation: 9 }),
+        },
+    );
+    persisted(&mut s, t0);
+    let msgs = member_msgs(&decisions(&mut s));
+    assert!(
+        msgs.iter()
+            .all(|(_, m)| matches!(m, MemberMsg::Prepare { .. })),
+        "{msgs:?}"
+    );
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+}
+
+#[test]
+fn a_lagging_voter_pulls_the_set_from_a_peer_of_a_newer_epoch() {
+    let (mut s, t0) = sentinel();
+    let cluster = members::cluster_id(&BTreeSet::from([S1, S2, S3]), 0);
+    let heartbeat = |members: u64| Gossip::Heartbeat {
+        voters: Vec::new(),
+        configs: Vec::new(),
+        cluster,
+        members: MembersEpoch(members),
+    };
+    s.handle(
+        t0,
+        Input::GossipReceived {
+            from: S2,
+            msg: heartbeat(5),
+        },
+    );
+    assert!(matches!(
+        &member_msgs(&decisions(&mut s))[..],
+        [(to, MemberMsg::Nack { .. })] if *to == S2
+    ));
+    // A heartbeat of epoch 0 (a sentinel not admitted yet) gets nothing: it joins by asking.
+    s.handle(
+        t0,
+        Input::GossipReceived {
+            from: S2,
+            msg: heartbeat(0),
+        },
+    );
+    assert_eq!(member_msgs(&decisions(&mut s)), vec![]);
+    // Another cluster's heartbeat: nothing.
+    s.handle(
+        t0,
+        Input::GossipReceived {
+            from: S2,
+            msg: Gossip::Heartbeat {
+                voters: Vec::new(),
+                configs: Vec::new(),
+                cluster: cluster ^ 1,
+                members: MembersEpoch(5),
+            },
+        },
+    );
+    assert_eq!(member_msgs(&decisions(&mut s)), vec![]);
+}
+
+#[test]
+fn ballots_in_another_name_or_far_ahead_are_refused() {
+    let (mut s, t0) = sentinel();
+    for ballot in [
+        Ballot { round: 1, by: S3.0 },
+        Ballot {
+            round: u64::MAX,
+            by: S2.0,
+        },
+    ] {
+        s.handle(
+            t0,
+            Input::GossipReceived {
+                from: S2,
+                msg: member(1, MemberMsg::Prepare { ballot }),
+            },
+        );
+        assert_eq!(decisions(&mut s), vec![], "{ballot:?}");
+        assert_eq!(s.members().promised, Ballot::default());
+    }
+    // A commit far ahead is refused too.
+    s.handle(
+        t0,
+        Input::GossipReceived {
+            from: S2,
+            msg: member(
+                u64::MAX,
+                MemberMsg::Commit {
+                    voters: vec![S1, S2],
+                    floor: Term(0),
+                    fences: Vec::new(),
+                    incarnations: Vec::new(),
+                },
+            ),
+        },
+    );
+    assert_eq!(s.members().epoch, MembersEpoch(1));
 }
 
 #[test]

@@ -93,7 +93,7 @@ impl Term {
 impl MembersEpoch {
     /// The epoch after this one.
     pub fn next(self) -> MembersEpoch {
-        MembersEpoch(self.0 + 1)
+        MembersEpoch(self.0.saturating_add(1))
     }
 }
 

@@ -489,19 +489,45 @@ fn voters_from_pb(ids: Vec<u32>, empty_ok: bool) -> Result<Vec<SentinelId>, Conv
     Ok(ids.into_iter().map(SentinelId).collect())
 }
 
+fn incarnations_to_pb(incs: &[(SentinelId, u64)]) -> Vec<pb::VoterIncarnation> {
+    incs.iter()
+        .map(|(id, inc)| pb::VoterIncarnation {
+            sentinel: id.0,
+            incarnation: *inc,
+        })
+        .collect()
+}
+
+fn incarnations_from_pb(
+    incs: Vec<pb::VoterIncarnation>,
+) -> Result<Vec<(SentinelId, u64)>, ConvertError> {
+    bound("incarnations", incs.len(), MAX_VOTERS)?;
+    if incs.iter().any(|i| i.sentinel == 0) {
+        return Err(ConvertError::ZeroSentinelId);
+    }
+    Ok(incs
+        .into_iter()
+        .map(|i| (SentinelId(i.sentinel), i.incarnation))
+        .collect())
+}
+
 fn member_to_pb(msg: &MemberMsg) -> pb::membership::Kind {
     use pb::membership::Kind;
     let ids = |v: &[SentinelId]| v.iter().map(|s| s.0).collect::<Vec<u32>>();
     match msg {
-        MemberMsg::Join => Kind::Join(pb::MemberJoin {}),
+        MemberMsg::Join { incarnation } => Kind::Join(pb::MemberJoin {
+            incarnation: *incarnation,
+        }),
         MemberMsg::Prepare { ballot } => Kind::Prepare(ballot_to_pb(*ballot)),
         MemberMsg::Promise {
             ballot,
             accepted,
+            accepted_incarnations,
             term,
             fences,
             lease_wait,
         } => Kind::Promise(pb::MemberPromise {
+            accepted_incarnations: incarnations_to_pb(accepted_incarnations),
             ballot: Some(ballot_to_pb(*ballot)),
             accepted_ballot: accepted.as_ref().map(|(b, _)| ballot_to_pb(*b)),
             accepted_voters: accepted.as_ref().map(|(_, v)| ids(v)).unwrap_or_default(),
@@ -509,9 +535,14 @@ fn member_to_pb(msg: &MemberMsg) -> pb::membership::Kind {
             fences: fences_to_pb(fences),
             lease_wait_micros: u64::try_from(lease_wait.as_micros()).unwrap_or(u64::MAX),
         }),
-        MemberMsg::Accept { ballot, voters } => Kind::Accept(pb::MemberAccept {
+        MemberMsg::Accept {
+            ballot,
+            voters,
+            incarnations,
+        } => Kind::Accept(pb::MemberAccept {
             ballot: Some(ballot_to_pb(*ballot)),
             voters: ids(voters),
+            incarnations: incarnations_to_pb(incarnations),
         }),
         MemberMsg::Accepted { ballot } => Kind::Accepted(ballot_to_pb(*ballot)),
         MemberMsg::Nack { promised } => Kind::Nack(ballot_to_pb(*promised)),
@@ -519,10 +550,12 @@ fn member_to_pb(msg: &MemberMsg) -> pb::membership::Kind {
             voters,
             floor,
             fences,
+            incarnations,
         } => Kind::Commit(pb::MemberCommit {
             voters: ids(voters),
             floor: floor.0,
             fences: fences_to_pb(fences),
+            incarnations: incarnations_to_pb(incarnations),
         }),
     }
 }
@@ -530,7 +563,9 @@ fn member_to_pb(msg: &MemberMsg) -> pb::membership::Kind {
 fn member_from_pb(kind: pb::membership::Kind) -> Result<MemberMsg, ConvertError> {
     use pb::membership::Kind;
     Ok(match kind {
-        Kind::Join(_) => MemberMsg::Join,
+        Kind::Join(j) => MemberMsg::Join {
+            incarnation: j.incarnation,
+        },
         Kind::Prepare(b) => MemberMsg::Prepare {
             ballot: ballot_from_pb(Some(b))?,
         },
@@ -552,6 +587,7 @@ fn member_from_pb(kind: pb::membership::Kind) -> Result<MemberMsg, ConvertError>
             MemberMsg::Promise {
                 ballot: ballot_from_pb(p.ballot)?,
                 accepted,
+                accepted_incarnations: incarnations_from_pb(p.accepted_incarnations)?,
                 term: Term(p.term),
                 fences: fences_from_pb(p.fences)?,
                 lease_wait,
@@ -560,6 +596,7 @@ fn member_from_pb(kind: pb::membership::Kind) -> Result<MemberMsg, ConvertError>
         Kind::Accept(a) => MemberMsg::Accept {
             ballot: ballot_from_pb(a.ballot)?,
             voters: voters_from_pb(a.voters, false)?,
+            incarnations: incarnations_from_pb(a.incarnations)?,
         },
         Kind::Accepted(b) => MemberMsg::Accepted {
             ballot: ballot_from_pb(Some(b))?,
@@ -571,6 +608,7 @@ fn member_from_pb(kind: pb::membership::Kind) -> Result<MemberMsg, ConvertError>
             voters: voters_from_pb(c.voters, false)?,
             floor: Term(c.floor),
             fences: fences_from_pb(c.fences)?,
+            incarnations: incarnations_from_pb(c.incarnations)?,
         },
     })
 }
@@ -963,7 +1001,7 @@ mod tests {
             Gossip::Membership {
                 cluster: 0,
                 epoch: MembersEpoch(0),
-                msg: MemberMsg::Join,
+                msg: MemberMsg::Join { incarnation: 77 },
             },
             Gossip::Membership {
                 cluster: 9,
@@ -981,6 +1019,7 @@ mod tests {
                         Ballot { round: 2, by: 5 },
                         vec![SentinelId(5), SentinelId(7)],
                     )),
+                    accepted_incarnations: vec![(SentinelId(7), 3)],
                     term: Term(12),
                     fences: vec![(g("g"), ConfigEpoch(11))],
                     lease_wait: Duration::from_millis(800),
@@ -992,6 +1031,7 @@ mod tests {
                 msg: MemberMsg::Promise {
                     ballot: Ballot { round: 3, by: 7 },
                     accepted: None,
+                    accepted_incarnations: vec![],
                     term: Term(0),
                     fences: vec![],
                     lease_wait: Duration::ZERO,
@@ -1003,6 +1043,7 @@ mod tests {
                 msg: MemberMsg::Accept {
                     ballot: Ballot { round: 3, by: 7 },
                     voters: vec![SentinelId(5), SentinelId(7), SentinelId(8)],
+                    incarnations: vec![(SentinelId(8), 0xbeef)],
                 },
             },
             Gossip::Membership {
@@ -1026,6 +1067,7 @@ mod tests {
                     voters: vec![SentinelId(5), SentinelId(7), SentinelId(8)],
                     floor: Term(12),
                     fences: vec![(g("g"), ConfigEpoch(11))],
+                    incarnations: vec![(SentinelId(8), 0xdead)],
                 },
             },
         ]

@@ -60,6 +60,8 @@ pub struct DataNode {
     /// Per sentinel: when its lease ends (node clock), the membership epoch and the majority
     /// of its latest grant.
     pub leases: BTreeMap<SentinelId, (Duration, MembersEpoch, usize)>,
+    /// The newest membership epoch any grant named (this incarnation).
+    pub newest_members: MembersEpoch,
     /// Node clock of the latest `VIGIL REVOKE` of this run; grants starting at or before it
     /// are ignored.
     pub revoked_at: Option<Duration>,
@@ -96,6 +98,7 @@ impl DataNode {
             skew_ppm,
             boot: Duration::ZERO,
             leases: BTreeMap::new(),
+            newest_members: MembersEpoch(0),
             revoked_at: None,
             pause_until: None,
             master_since: Duration::ZERO,
@@ -116,16 +119,14 @@ impl DataNode {
         self.up && !self.paused
     }
 
-    /// Whether the valid leases of the newest membership epoch among them reach that epoch's
-    /// majority.
+    /// Whether the valid leases of the newest membership epoch any grant named reach that
+    /// epoch's majority.
     pub fn has_lease_majority(&self, now: Duration) -> bool {
         let clock = self.clock(now);
-        let valid = || self.leases.values().filter(|(end, _, _)| *end > clock);
-        let Some(newest) = valid().map(|(_, e, _)| *e).max() else {
-            return false;
-        };
-        let counted: Vec<usize> = valid()
-            .filter(|(_, e, _)| *e == newest)
+        let counted: Vec<usize> = self
+            .leases
+            .values()
+            .filter(|(end, e, _)| *end > clock && *e == self.newest_members)
             .map(|(_, _, m)| *m)
             .collect();
         counted.iter().max().is_some_and(|m| counted.len() >= *m)
@@ -179,6 +180,7 @@ impl DataNode {
         }
         let expiry = lease.start.0 + lease.ttl;
         let majority = usize::from(lease.majority);
+        self.newest_members = self.newest_members.max(lease.members);
         let e = self
             .leases
             .entry(lease.from)
@@ -254,6 +256,7 @@ impl DataNode {
         self.boot = now;
         // A new process: its clock restarts from zero, and grants name the new run id.
         self.revoked_at = None;
+        self.newest_members = MembersEpoch(0);
         self.run_id = new_run_id;
         // A restart with data keeps the replication id it synchronised with (Redis stores it
         // in the RDB), so a partial resync stays possible. A master reloads its own id as the

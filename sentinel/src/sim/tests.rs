@@ -606,6 +606,19 @@ fn dump(sim: &Sim) {
             n.log.len()
         );
     }
+    for s in &sim.sentinels {
+        let Some(core) = &s.core else { continue };
+        eprintln!(
+            "{} members={:?} voters={:?} voting={}",
+            s.id,
+            core.members(),
+            core.voters(),
+            core.voting()
+        );
+        for g in &sim.groups {
+            eprintln!("  {:?}", core.group_view(g));
+        }
+    }
 }
 
 // ---- The checker must be able to fail: deliberately broken cores. ----
@@ -1296,6 +1309,23 @@ fn figures() {
         "new sentinel starts -> admitted (4 voters): {}",
         percentiles(join)
     );
+}
+
+/// A spare's admission was decided from another voter's accepted value (its own proposer was
+/// preempted) and the commit never reached it: every voter must recognise its incarnation
+/// (carried with the value and the commit) and hand it the set, or it stays outside for good.
+#[test]
+fn a_joiner_that_missed_its_commit_is_admitted_by_any_voter() {
+    assert_seeds_converge(&[(1_152_942, &[3, 4, 5, 6, 7, 8, 9])]);
+}
+
+/// The master died while one sentinel was finishing an earlier failover and the other was
+/// running for an operator's change: each ignored the ODOWN transition, being busy, and
+/// nothing else started an election, so the group kept a dead master. A heartbeat now starts
+/// one for any group still objectively down with nothing under way.
+#[test]
+fn a_group_left_objectively_down_while_sentinels_were_busy_is_failed_over() {
+    assert_seeds_converge(&[(1_060_859, &[3, 4, 5, 6, 7, 8, 9])]);
 }
 
 /// An operator's change voted for while a sentinel waited to retry an aborted failover (the
