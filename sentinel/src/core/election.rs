@@ -244,17 +244,7 @@ impl Sentinel {
             if members < self.members_epoch() {
                 self.send_commit(from);
             }
-            self.emit(Action::SendGossip {
-                to: from,
-                msg: Gossip::Vote {
-                    group: group.clone(),
-                    term,
-                    granted: false,
-                    lease_wait: Duration::ZERO,
-                    lineage: Vec::new(),
-                    edges: Vec::new(),
-                },
-            });
+            self.send_refusal(from, group, term);
             return;
         }
         if reason == ElectionReason::Admin && !self.groups.contains_key(group) {
@@ -347,17 +337,7 @@ impl Sentinel {
         }
         g.durable.term = g.durable.term.max(term);
         if !granted {
-            self.emit(Action::SendGossip {
-                to: from,
-                msg: Gossip::Vote {
-                    group: group.clone(),
-                    term,
-                    granted: false,
-                    lease_wait: Duration::ZERO,
-                    lineage: Vec::new(),
-                    edges: Vec::new(),
-                },
-            });
+            self.send_refusal(from, group, term);
             return;
         }
         g.record_vote(term, from);
@@ -423,6 +403,21 @@ impl Sentinel {
             return;
         }
         self.emit(reply);
+    }
+
+    /// Tells `candidate` it does not get our vote in `term`.
+    fn send_refusal(&mut self, candidate: SentinelId, group: &GroupName, term: Term) {
+        self.emit(Action::SendGossip {
+            to: candidate,
+            msg: Gossip::Vote {
+                group: group.clone(),
+                term,
+                granted: false,
+                lease_wait: Duration::ZERO,
+                lineage: Vec::new(),
+                edges: Vec::new(),
+            },
+        });
     }
 
     /// A voter's answer (`vote` is a `Gossip::Vote`).

@@ -20,8 +20,8 @@ use crate::nodes::{NodeAddr, NodeTable};
 
 /// The longest group name, in bytes.
 pub const MAX_GROUP_NAME: usize = 128;
-/// The most voters a heartbeat may list.
-pub const MAX_VOTERS: usize = 64;
+/// The most voters a heartbeat or a voter set may list.
+pub use crate::core::MAX_VOTERS;
 /// The most group configs a heartbeat may list.
 pub const MAX_CONFIGS: usize = 10_000;
 /// The most entries a lineage or an edge list may have.
